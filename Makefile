@@ -1,0 +1,27 @@
+# The few verbs a newcomer needs. `make train` and `make test` set up .venv first when missing.
+PY := .venv/bin/python
+STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
+
+.PHONY: install train test ui lint clean
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch .venv/.installed
+
+install: .venv/.installed  ## create .venv with the project installed editable (idempotent)
+
+train: .venv/.installed  ## LeNet-5 on the bundled MNIST sample, offline, logged to MLflow
+	$(PY) -m src.train $(ARGS)
+
+test: .venv/.installed  ## lint, then the test suite (slow tests excluded)
+	.venv/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+ui: .venv/.installed  ## the MLflow UI on http://127.0.0.1:5000
+	mkdir -p mlruns
+	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+clean:  ## remove run outputs (keeps the MLflow store)
+	rm -rf outputs multirun

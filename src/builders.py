@@ -1,0 +1,56 @@
+"""Turn a composed config into objects: data module, LightningModule, callbacks, trainer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from src.module import ClassificationModule
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    return instantiate(cfg.data)
+
+
+def build_regularizers(cfg: DictConfig) -> list[Any]:
+    """The selected regularizer objects, in config order (none by default)."""
+    return [instantiate(node) for node in (cfg.get("reg") or {}).values()]
+
+
+def build_net(cfg: DictConfig, **extra: Any) -> nn.Module:
+    return instantiate(cfg.model, **extra)
+
+
+def build_module(cfg: DictConfig) -> ClassificationModule:
+    regularizers = build_regularizers(cfg)
+    net_kwargs: dict[str, Any] = {}
+    for reg in regularizers:  # structural regularizers (dropout) change the network
+        net_kwargs.update(reg.network_kwargs() if hasattr(reg, "network_kwargs") else {})
+    sched = instantiate(cfg.sched) if cfg.get("sched") and cfg.sched.get("_target_") else None
+    return ClassificationModule(
+        net=build_net(cfg, **net_kwargs),
+        optimizer=instantiate(cfg.optim),
+        scheduler=sched,
+        num_classes=cfg.data.num_classes,
+        regularizers=regularizers,
+    )
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    return [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
+
+
+def build_trainer(cfg: DictConfig, run: dict[str, Any], callbacks: list[pl.Callback]) -> pl.Trainer:
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    logger = MLFlowLogger(
+        experiment_name=cfg.logger.experiment_name,
+        tracking_uri=run["client"].tracking_uri,
+        run_id=run["run_id"],
+        log_model=False,
+    )
+    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

@@ -1,0 +1,76 @@
+"""VGG-19 (Simonyan & Zisserman 2015, configuration E) from torchvision's VGG, adapted.
+
+Adaptations: input channels, class count, optional batch norm (`vgg19_bn`), a width multiplier
+on every channel count (all 16 conv + 3 FC layers kept), activation swap, classifier dropout
+`p` (torchvision's default 0.5 is *not* kept: with no dropout the layers are removed, so runs
+without the dropout regularizer really have none), and a small-input head: for 32x32 images
+the 5 pooling stages leave 1x1 maps, so the classifier is 512 -> 512 -> 512 -> classes as in the
+common CIFAR-10 re-implementation instead of ImageNet's 25088 -> 4096 -> 4096 -> classes.
+At width 1 with `small_input=False` and 3 input channels the parameter count equals
+torchvision's `vgg19(num_classes=...)` (or `vgg19_bn`).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models.vgg import VGG, cfgs, make_layers
+
+from src.models.common import check_width, initialize, scaled, swap_activations
+
+
+def torchvision_vgg_init(net: nn.Module) -> None:
+    """torchvision's VGG initialization, re-applied after layers are swapped."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.constant_(m.bias, 0)
+
+
+def vgg19(
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int = 32,
+    small_input: bool = True,
+    batch_norm: bool = False,
+    width: float = 1.0,
+    activation: str = "relu",
+    init: str = "default",
+    init_std: float = 0.02,
+    dropout: float = 0.0,
+) -> VGG:
+    """VGG-19; `init="default"` is torchvision's (Kaiming normal fan-out convs, N(0, 0.01) linears)."""
+    del image_size  # adaptive pooling makes the network size-agnostic
+    width = check_width(width)
+    layer_cfg = [v if v == "M" else scaled(v, width) for v in cfgs["E"]]
+    features = make_layers(layer_cfg, batch_norm=batch_norm)
+    features[0] = nn.Conv2d(in_channels, layer_cfg[0], kernel_size=3, padding=1)
+    net = VGG(features, num_classes=num_classes, init_weights=False, dropout=dropout)
+    last = scaled(512, width)
+    if small_input:
+        net.avgpool = nn.AdaptiveAvgPool2d(1)
+        net.classifier = nn.Sequential(
+            nn.Linear(last, last), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(last, last), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(last, num_classes),
+        )
+    elif width != 1.0:
+        hidden = scaled(4096, width)
+        net.classifier = nn.Sequential(
+            nn.Linear(last * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+    if dropout == 0:  # no dropout selected: no dropout layers at all
+        for i, m in enumerate(net.classifier):
+            if isinstance(m, nn.Dropout):
+                net.classifier[i] = nn.Identity()
+    torchvision_vgg_init(net)
+    swap_activations(net, activation)
+    return initialize(net, init, activation, init_std)

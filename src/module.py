@@ -1,0 +1,103 @@
+"""One LightningModule for every architecture: cross-entropy, accuracy, optimizer and scheduler
+from the config, and the extension points where regularizers plug in.
+
+Regularizers are objects that follow a small protocol (see `src/regularizers.py`); this module
+sums their penalties and calls their post-step hooks without knowing any of them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class ClassificationModule(pl.LightningModule):
+    """Trains `net` with cross-entropy; logs `{stage}/loss` and `{stage}/acc`.
+
+    Args:
+        net: any `nn.Module` mapping images to class logits.
+        optimizer: a partial (`_partial_: true`) that takes the parameter groups.
+        scheduler: a partial that takes the optimizer, or None.
+        num_classes: for the accuracy metric.
+        regularizers: objects with `penalty(net) -> Tensor | None`, `after_step(net, optimizer)`
+            and `param_groups(net) -> list | None` (see `src/regularizers.py`).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        num_classes: int = 10,
+        regularizers: Sequence[Any] = (),
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.regularizers = list(regularizers)
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.last_loss: Tensor | None = None  # data loss of the latest training step (for monitors)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def penalty(self) -> Tensor | None:
+        """Sum of the selected regularizers' penalties (None when no regularizer adds one)."""
+        terms = [t for t in (r.penalty(self.net) for r in self.regularizers) if t is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.last_loss = loss.detach()
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        penalty = self.penalty()
+        if penalty is None:
+            return loss
+        self.log("train/penalty", penalty, on_step=True, on_epoch=False)
+        return loss + penalty
+
+    def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
+        x, y = batch
+        logits = self(x)
+        metric(logits, y)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
+        self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_acc)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        with torch.no_grad():
+            for reg in self.regularizers:
+                reg.after_step(self.net, optimizer)
+
+    def configure_optimizers(self) -> Any:
+        groups = None
+        for reg in self.regularizers:
+            groups = reg.param_groups(self.net) or groups
+        optimizer = self.optimizer_factory(params=groups if groups is not None else self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,190 @@
+"""MLflow: where runs are stored, how they are named, what each run records.
+
+Store: `sqlite:///<project root>/mlruns/mlflow.db` with artifacts under `mlruns/artifacts/`
+(MLflow >= 3.13 refuses the plain file store). `MLFLOW_TRACKING_URI` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.paths import PROJECT_ROOT
+
+OUTCOMES = ("completed", "diverged", "failed", "interrupted")
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+
+
+def default_store_dir() -> Path:
+    return PROJECT_ROOT / "mlruns"
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the project's sqlite store (its folder is created)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    store = default_store_dir()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def artifact_location(uri: str, experiment_name: str) -> str | None:
+    """Artifacts of a sqlite store lie beside its database; servers choose their own."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        return (db.parent / "artifacts" / experiment_name).resolve().as_uri()
+    return None
+
+
+def ui_command(uri: str | None = None) -> str:
+    """The exact command that opens the MLflow UI on this store, bound to 127.0.0.1."""
+    uri = uri or tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def client(uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily (3 s)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri or tracking_uri())
+
+
+def get_or_create_experiment(mlflow_client, name: str) -> str:  # noqa: ANN001
+    """Experiment id by name; created with artifacts beside a sqlite store when new."""
+    exp = mlflow_client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow_client.create_experiment(
+            name, artifact_location=artifact_location(mlflow_client.tracking_uri, name)
+        )
+    except Exception:  # noqa: BLE001 - another process of a sweep created it first
+        exp = mlflow_client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists -> {'a.b.0': 'value'} with full string values."""
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        items = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(data))
+    else:
+        return {prefix: str(data)}
+    empty = True
+    for key, value in items:
+        empty = False
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    if empty and prefix:
+        out[prefix] = "[]" if isinstance(data, (list, tuple)) else "{}"
+    return out
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def reg_label(cfg: DictConfig) -> str:
+    """The composed regularizer choice: `l2+dropout`, or `none`."""
+    reg = cfg.get("reg") or {}
+    return "+".join(reg.keys()) if reg else "none"
+
+
+def run_name(cfg: DictConfig, choices: Mapping[str, Any]) -> str:
+    """`<model>-<reg>-<optim>-s<seed>`, e.g. `vgg19-elasticnet-sgd-s0`."""
+    if cfg.logger.get("run_name"):
+        return str(cfg.logger.run_name)
+    model = choices.get("model", "model")
+    optim = choices.get("optim", "optim")
+    return f"{model}-{reg_label(cfg)}-{optim}-s{cfg.seed}"
+
+
+def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=None) -> None:  # noqa: ANN001
+    """One call for many values (MLflow chunks it); each single call costs ~9 ms on sqlite."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    ts = int(time.time() * 1000)
+    mlflow_client.log_batch(
+        run_id,
+        params=[Param(k, v[:MAX_PARAM_LENGTH]) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        metrics=[Metric(k, float(v), ts, step) for k, (v, step) in (metrics or {}).items()],
+    )
+
+
+def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> tuple[Any, str]:
+    """Create the run, log params (full values), tags and the config artifacts; return (client, run_id)."""
+    mlflow_client = client()
+    experiment_id = get_or_create_experiment(mlflow_client, cfg.logger.experiment_name)
+    tags = {
+        "mlflow.runName": run_name(cfg, choices),
+        "mlflow.source.git.commit": git_commit(),
+        "git_commit": git_commit(),
+        "overrides": " ".join(overrides),
+        "reg": reg_label(cfg),
+        **{f"choice.{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
+    }
+    run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
+    run_id = run.info.run_id
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    log_batch(mlflow_client, run_id, params=params)
+    mlflow_client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
+    return mlflow_client, run_id
+
+
+def finish_run(mlflow_client, run_id: str, outcome: str) -> None:  # noqa: ANN001
+    """Tag the outcome and set the terminal status that matches it."""
+    status = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}[outcome]
+    mlflow_client.set_tag(run_id, "outcome", outcome)
+    mlflow_client.set_terminated(run_id, status)
+
+
+@contextmanager
+def tracked_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> Iterator[dict[str, Any]]:
+    """A run whose MLflow status always tells how it ended.
+
+    Yields a dict with `client`, `run_id` and `outcome` (the body may set `outcome` to
+    `diverged`). An exception marks the run `failed` (traceback as an artifact), Ctrl-C
+    `interrupted`; both re-raise.
+    """
+    mlflow_client, run_id = start_run(cfg, choices, overrides)
+    state: dict[str, Any] = {"client": mlflow_client, "run_id": run_id, "outcome": "completed"}
+    try:
+        yield state
+    except KeyboardInterrupt:
+        finish_run(mlflow_client, run_id, "interrupted")
+        raise
+    except BaseException:
+        try:
+            mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+        finally:
+            finish_run(mlflow_client, run_id, "failed")
+        raise
+    else:
+        finish_run(mlflow_client, run_id, state["outcome"])

@@ -1,0 +1,60 @@
+"""Entry point: `python -m src.train [overrides]`.
+
+Composes the config, validates it, instantiates data, model and trainer, trains, tests and
+reports where the run is in MLflow. No logic of its own lives here.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from src.paths import CONFIG_DIR
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job from a composed config; return the final metrics."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.builders import build_callbacks, build_datamodule, build_module, build_trainer
+    from src.tracking import tracked_run, ui_command
+    from src.validation import validate
+
+    validate(cfg)  # fails here, before any run exists, on bad settings
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = dict(hydra_cfg.runtime.choices) if hydra_cfg else {}
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
+
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
+    module = build_module(cfg)
+    with tracked_run(cfg, choices, overrides) as run:
+        callbacks = build_callbacks(cfg)
+        trainer = build_trainer(cfg, run, callbacks)
+        trainer.fit(module, datamodule=datamodule)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        if cfg.test and not trainer.interrupted:
+            ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+            results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+            metrics.update(results[0] if results else {})
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+    name = run["client"].get_run(run["run_id"]).info.run_name
+    print(f"\nMLflow run {name} (id {run['run_id']}) outcome={run['outcome']}")
+    if "test/acc" in metrics:
+        print(f"test/acc = {metrics['test/acc']:.4f}")
+    print(f"Open the UI: {ui_command()}\n")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric") or "test/acc")
+
+
+if __name__ == "__main__":
+    main()
