@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import FAST
 
@@ -21,3 +22,51 @@ def test_each_model_trains_and_is_tracked(run_cli, mlflow_client, model: str) ->
     assert "train/loss" in run.data.metrics and "test/acc" in run.data.metrics
     artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "config")}
     assert artifacts == {"config/config.yaml", "config/overrides.yaml"}
+
+
+@pytest.mark.parametrize("model", ["lenet5", "resnet152", "vgg19"])
+def test_fast_dev_run_per_model(compose, tmp_path, model: str) -> None:
+    import pytorch_lightning as pl
+
+    from src.builders import build_datamodule, build_module
+
+    thin = [] if model == "lenet5" else ["model.width=0.0625"]
+    cfg = compose(f"model={model}", "data=synthetic", "data.num_samples=64", "data.image_size=32", *thin)
+    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", default_root_dir=tmp_path, enable_progress_bar=False)
+    module = build_module(cfg)
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer.fit(module, datamodule=build_datamodule(cfg))
+    assert trainer.global_step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+
+def test_params_keep_full_values(compose, mlflow_client, tmp_path) -> None:
+    from omegaconf import OmegaConf, open_dict
+
+    from src.tracking import flatten, start_run
+
+    cfg = compose(f"paths.output_dir={tmp_path}")
+    long_value = "x" * 1000  # Lightning's MLFlowLogger would cut this at 250 characters
+    with open_dict(cfg):
+        cfg.note = long_value
+    client, run_id = start_run(cfg, {"model": "lenet5", "optim": "sgd"}, ["+note=..."])
+    params = mlflow_client.get_run(run_id).data.params
+    assert params["note"] == long_value
+    assert params["model.activation"] == "tanh"
+    assert params == flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_unknown_model_knob_fails_before_any_run(run_cli, mlflow_client, capsys) -> None:
+    assert run_cli("model=lenet5", "+model.batch_norm=true") != 0
+    err = capsys.readouterr().err
+    assert "model.batch_norm is not a setting of model lenet5" in err and "'pool'" in err
+    assert mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]) == []
+
+
+def test_end_of_run_says_where_the_run_is(run_cli, mlflow_client, capsys) -> None:
+    assert run_cli("data=synthetic", "data.in_channels=1", "data.num_samples=64", "trainer.max_steps=1", *FAST) == 0
+    out = capsys.readouterr().out
+    run = mlflow_client.search_runs(mlflow_client.search_experiments()[0].experiment_id)[0]
+    assert f"MLflow run lenet5-none-sgd-s0 (id {run.info.run_id})" in out
+    assert f"test/acc = {run.data.metrics['test/acc']:.4f}" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out and "--host 127.0.0.1" in out

@@ -12,6 +12,7 @@ torchvision's `vgg19(num_classes=...)` (or `vgg19_bn`).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
@@ -51,7 +52,10 @@ def vgg19(
     layer_cfg = [v if v == "M" else scaled(v, width) for v in cfgs["E"]]
     features = make_layers(layer_cfg, batch_norm=batch_norm)
     features[0] = nn.Conv2d(in_channels, layer_cfg[0], kernel_size=3, padding=1)
-    net = VGG(features, num_classes=num_classes, init_weights=False, dropout=dropout)
+    with torch.device("meta"):  # skip allocating ImageNet's 100M-weight head when it is replaced below
+        net = VGG(nn.Identity(), num_classes=num_classes, init_weights=False, dropout=dropout)
+    net.features = features
+    net.avgpool = nn.AdaptiveAvgPool2d((7, 7))
     last = scaled(512, width)
     if small_input:
         net.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -67,6 +71,8 @@ def vgg19(
             nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
+    else:
+        net.classifier = net.classifier.to_empty(device="cpu")  # torchvision's head, initialized below
     if dropout == 0:  # no dropout selected: no dropout layers at all
         for i, m in enumerate(net.classifier):
             if isinstance(m, nn.Dropout):
