@@ -102,8 +102,8 @@ class ClassificationModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """`reg/weight_norm` and `reg/sparsity` of the updated weights, only on steps that reach the logger."""
-        if not self.trainer._logger_connector.should_update_logs:
-            return
+        if not self.trainer._logger_connector.should_update_logs:  # Lightning's own log_every_n_steps gate
+            return  # (private, but the exact test it applies to step metrics); skips the norm on other steps
         for name, value in weight_statistics(self.net, self.regularizers).items():
             self.log(name, value, on_step=True, on_epoch=False)
 

@@ -113,16 +113,11 @@ class Regularizer:
     """No-op defaults of the protocol; subclasses override what they need."""
 
     name = "regularizer"
-    penalizes_weights = False  # True: contributes to `reg/weight_norm`
+    penalizes_weights = False  # True: acts on weights, contributes to `reg/weight_norm`
     sparsifies = False  # True: `reg/sparsity` is logged
 
-    def __init__(self, include_bias: bool = False, include_norm: bool = False) -> None:
-        _check(f"reg.{self.name}", include_bias=include_bias, include_norm=include_norm)
-        self.include_bias = include_bias
-        self.include_norm = include_norm
-
     def penalized(self, net: nn.Module) -> list[Tensor]:
-        return select_parameters(net, self.include_bias, self.include_norm) if self.penalizes_weights else []
+        return []
 
     def penalty(self, net: nn.Module) -> Tensor | None:
         return None
@@ -141,17 +136,32 @@ class Regularizer:
         return f"{type(self).__name__}({fields})"
 
 
-class L1(Regularizer):
+class WeightRegularizer(Regularizer):
+    """A regularizer on a selection of weights: conv/linear weights, plus biases and norm layers when asked."""
+
+    penalizes_weights = True
+
+    def __init__(self, include_bias: bool = False, include_norm: bool = False) -> None:
+        _check(f"reg.{self.name}", include_bias=include_bias, include_norm=include_norm)
+        self.include_bias = include_bias
+        self.include_norm = include_norm
+
+    def penalized(self, net: nn.Module) -> list[Tensor]:
+        return select_parameters(net, self.include_bias, self.include_norm)
+
+
+class L1(WeightRegularizer):
     """λ Σ|θ|.
 
     `proximal=False`: the penalty is added to the loss; its gradient is the subgradient λ·sign(θ)
     (0 at θ = 0). Weights hover around zero but are almost never exactly zero.
     `proximal=True`: after each optimizer step, θ ← sign(θ)·max(|θ| − ηλ, 0) with η the current
     learning rate of the parameter's group (proximal gradient / ISTA); gives exact zeros.
+    With momentum β the two are not equally strong: the subgradient is accumulated by momentum
+    (≈ ηλ/(1 − β) per step), the threshold is not (ηλ per step).
     """
 
     name = "l1"
-    penalizes_weights = True
     sparsifies = True
 
     def __init__(
@@ -186,7 +196,7 @@ def soft_threshold_(params: list[Tensor], threshold: float) -> None:
         p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0))
 
 
-class L2(Regularizer):
+class L2(WeightRegularizer):
     """λ Σθ².
 
     `mode="penalty"`: added to the loss, gradient 2λθ; with plain SGD the update is
@@ -202,7 +212,6 @@ class L2(Regularizer):
     """
 
     name = "l2"
-    penalizes_weights = True
 
     def __init__(
         self, strength: float = 1e-4, mode: str = "penalty", include_bias: bool = False, include_norm: bool = False
@@ -234,14 +243,13 @@ class L2(Regularizer):
             torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
 
 
-class ElasticNet(Regularizer):
+class ElasticNet(WeightRegularizer):
     """λ (r Σ|θ| + (1 − r) Σθ²), added to the loss; gradient λ(r·sign(θ) + 2(1 − r)θ).
 
     r = 1 is L1 (subgradient) and r = 0 is L2 (penalty mode) with the same λ.
     """
 
     name = "elasticnet"
-    penalizes_weights = True
     sparsifies = True
 
     def __init__(
