@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.regularizers import weight_statistics
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -28,8 +30,8 @@ class ClassificationModule(pl.LightningModule):
         optimizer: a partial (`_partial_: true`) that takes the parameter groups.
         scheduler: a partial that takes the optimizer, or None.
         num_classes: for the accuracy metric.
-        regularizers: objects with `penalty(net) -> Tensor | None`, `after_step(net, optimizer)`
-            and `param_groups(net) -> list | None` (see `src/regularizers.py`).
+        regularizers: objects with `penalty(net) -> Tensor | None`, `before_step(net, optimizer)`,
+            `after_step(net, optimizer)` and `penalized(net)` (see `src/regularizers.py`).
     """
 
     def __init__(
@@ -85,6 +87,12 @@ class ClassificationModule(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_acc)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """After backward, before the update: where decoupled weight decay acts (AdamW's order)."""
+        with torch.no_grad():
+            for reg in self.regularizers:
+                reg.before_step(self.net, optimizer)
+
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         optimizer = self.optimizers(use_pl_optimizer=False)
@@ -92,11 +100,15 @@ class ClassificationModule(pl.LightningModule):
             for reg in self.regularizers:
                 reg.after_step(self.net, optimizer)
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """`reg/weight_norm` and `reg/sparsity` of the updated weights, only on steps that reach the logger."""
+        if not self.trainer._logger_connector.should_update_logs:  # Lightning's own log_every_n_steps gate
+            return  # (private, but the exact test it applies to step metrics); skips the norm on other steps
+        for name, value in weight_statistics(self.net, self.regularizers).items():
+            self.log(name, value, on_step=True, on_epoch=False)
+
     def configure_optimizers(self) -> Any:
-        groups = None
-        for reg in self.regularizers:
-            groups = reg.param_groups(self.net) or groups
-        optimizer = self.optimizer_factory(params=groups if groups is not None else self.net.parameters())
+        optimizer = self.optimizer_factory(params=self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)

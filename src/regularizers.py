@@ -1,0 +1,309 @@
+"""The regularizers of the `reg` config group, each a small object with one shared protocol.
+
+Protocol (every hook is optional; `Regularizer` gives no-op defaults), called by
+`ClassificationModule`, which never needs to know a regularizer by name:
+
+- `penalty(net)`: the term's value, added to the loss. It carries gradient only when the
+  regularizer acts through the loss (subgradient L1, penalty-mode L2, Elastic Net); proximal L1
+  and decoupled L2 act through the step instead and return their value detached, so
+  `train/penalty` means the same number λΣ|θ| or λΣθ² in every mode.
+- `before_step(net, optimizer)`: runs after backward, just before the optimizer updates
+  (decoupled L2: θ ← (1 − η·2λ)θ, the order AdamW uses).
+- `after_step(net, optimizer)`: runs after the optimizer update (proximal L1 soft-thresholding).
+- `network_kwargs()`: keyword arguments for the model builder (dropout's `p`).
+- `penalized(net)`: the tensors the regularizer acts on (for `reg/weight_norm`, `reg/sparsity`).
+
+Units: λ (`strength`) multiplies a sum over individual weights and is added to the batch-mean
+cross-entropy; η is the optimizer's current learning rate of the parameter's group.
+
+Which tensors are penalized: weights of convolution and linear layers by default. Their biases
+only with `include_bias`, the affine scale and shift of normalization layers only with
+`include_norm`. Nothing else (no other parameter type exists in the three models) is penalized.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+L2_MODES = ("penalty", "decoupled")
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# key -> (is the value allowed, what is allowed); shared by the classes and by src/validation.py
+SETTING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "strength": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "l1_ratio": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "p": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "mode": (lambda v: v in L2_MODES, f"one of {list(L2_MODES)}"),
+    "proximal": (lambda v: isinstance(v, bool), "true or false"),
+    "include_bias": (lambda v: isinstance(v, bool), "true or false"),
+    "include_norm": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def setting_error(prefix: str, key: str, value: Any) -> str | None:
+    """The message for a disallowed `prefix.key=value` (None when the value is allowed)."""
+    if key not in SETTING_RULES:
+        return None
+    allowed, what = SETTING_RULES[key]
+    if allowed(value):
+        return None
+    return f"{prefix}.{key}={value!r} is not allowed; it must be {what}"
+
+
+def _check(prefix: str, **settings: Any) -> None:
+    for key, value in settings.items():
+        message = setting_error(prefix, key, value)
+        if message:
+            raise ValueError(message)
+
+
+def select_parameters(net: nn.Module, include_bias: bool = False, include_norm: bool = False) -> list[Tensor]:
+    """Conv/linear weights, plus their biases and norm-layer parameters when asked; each tensor once."""
+    chosen: dict[int, Tensor] = {}
+    for module in net.modules():
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            names = ("weight", "bias") if include_bias else ("weight",)
+        elif isinstance(module, _NORM_TYPES):
+            names = ("weight", "bias") if include_norm else ()
+        else:
+            continue
+        for name in names:
+            param = getattr(module, name, None)
+            if isinstance(param, Tensor) and param.requires_grad:
+                chosen.setdefault(id(param), param)
+    return list(chosen.values())
+
+
+def _lr_of(optimizer: torch.optim.Optimizer) -> dict[int, float]:
+    """Current learning rate η of every parameter, from its optimizer group (schedulers included)."""
+    return {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"]}
+
+
+def _grouped_by_lr(params: Iterable[Tensor], optimizer: torch.optim.Optimizer) -> dict[float, list[Tensor]]:
+    lr = _lr_of(optimizer)
+    groups: dict[float, list[Tensor]] = {}
+    for p in params:
+        if id(p) in lr:  # a frozen or unoptimized tensor is not touched
+            groups.setdefault(lr[id(p)], []).append(p)
+    return groups
+
+
+def abs_sum(params: list[Tensor]) -> Tensor:
+    """Σ|θ| over all tensors; autograd's subgradient of |θ| is sign(θ), 0 at θ = 0."""
+    return torch.stack([p.abs().sum() for p in params]).sum()
+
+
+def square_sum(params: list[Tensor]) -> Tensor:
+    """Σθ² over all tensors (gradient 2θ)."""
+    return torch.stack([p.square().sum() for p in params]).sum()
+
+
+class Regularizer:
+    """No-op defaults of the protocol; subclasses override what they need."""
+
+    name = "regularizer"
+    penalizes_weights = False  # True: acts on weights, contributes to `reg/weight_norm`
+    sparsifies = False  # True: `reg/sparsity` is logged
+
+    def penalized(self, net: nn.Module) -> list[Tensor]:
+        return []
+
+    def penalty(self, net: nn.Module) -> Tensor | None:
+        return None
+
+    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        return None
+
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        return None
+
+    def network_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class WeightRegularizer(Regularizer):
+    """A regularizer on a selection of weights: conv/linear weights, plus biases and norm layers when asked."""
+
+    penalizes_weights = True
+
+    def __init__(self, include_bias: bool = False, include_norm: bool = False) -> None:
+        _check(f"reg.{self.name}", include_bias=include_bias, include_norm=include_norm)
+        self.include_bias = include_bias
+        self.include_norm = include_norm
+
+    def penalized(self, net: nn.Module) -> list[Tensor]:
+        return select_parameters(net, self.include_bias, self.include_norm)
+
+
+class L1(WeightRegularizer):
+    """λ Σ|θ|.
+
+    `proximal=False`: the penalty is added to the loss; its gradient is the subgradient λ·sign(θ)
+    (0 at θ = 0). Weights hover around zero but are almost never exactly zero.
+    `proximal=True`: after each optimizer step, θ ← sign(θ)·max(|θ| − ηλ, 0) with η the current
+    learning rate of the parameter's group (proximal gradient / ISTA); gives exact zeros.
+    With momentum β the two are not equally strong: the subgradient is accumulated by momentum
+    (≈ ηλ/(1 − β) per step), the threshold is not (ηλ per step).
+    """
+
+    name = "l1"
+    sparsifies = True
+
+    def __init__(
+        self, strength: float = 1e-4, proximal: bool = False, include_bias: bool = False, include_norm: bool = False
+    ) -> None:
+        super().__init__(include_bias, include_norm)
+        _check("reg.l1", strength=strength, proximal=proximal)
+        self.strength = float(strength)
+        self.proximal = proximal
+
+    def penalty(self, net: nn.Module) -> Tensor | None:
+        params = self.penalized(net)
+        if not params:
+            return None
+        if self.proximal:
+            with torch.no_grad():
+                return self.strength * abs_sum(params)
+        return self.strength * abs_sum(params)
+
+    @torch.no_grad()
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if not self.proximal or self.strength == 0:
+            return
+        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+            soft_threshold_(params, lr * self.strength)
+
+
+@torch.no_grad()
+def soft_threshold_(params: list[Tensor], threshold: float) -> None:
+    """In place: θ ← sign(θ)·max(|θ| − threshold, 0)."""
+    for p in params:
+        p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0))
+
+
+class L2(WeightRegularizer):
+    """λ Σθ².
+
+    `mode="penalty"`: added to the loss, gradient 2λθ; with plain SGD the update is
+    θ ← (1 − 2ηλ)θ − η∇L. With Adam the 2λθ term is divided by the adaptive denominator like
+    any gradient.
+    `mode="decoupled"`: weight decay outside the gradient, as AdamW (Loshchilov & Hutter 2019):
+    after backward and before the optimizer's update, θ ← (1 − η·wd)θ with `wd = 2λ`, η the
+    group's current learning rate. With plain SGD (no momentum) this is exactly the penalty-mode
+    update; with momentum or Adam it is not (the decay bypasses momentum and adaptive scaling).
+    The decay is applied here, not through the optimizer's `weight_decay` argument, because
+    `torch.optim.SGD`/`Adam` treat that argument as a coupled L2 gradient: only this way is
+    `decoupled` decoupled for every optimizer.
+    """
+
+    name = "l2"
+
+    def __init__(
+        self, strength: float = 1e-4, mode: str = "penalty", include_bias: bool = False, include_norm: bool = False
+    ) -> None:
+        super().__init__(include_bias, include_norm)
+        _check("reg.l2", strength=strength, mode=mode)
+        self.strength = float(strength)
+        self.mode = mode
+
+    @property
+    def weight_decay(self) -> float:
+        """The decoupled decay coefficient wd = 2λ (per unit of learning rate) matching λΣθ²."""
+        return 2.0 * self.strength
+
+    def penalty(self, net: nn.Module) -> Tensor | None:
+        params = self.penalized(net)
+        if not params:
+            return None
+        if self.mode == "decoupled":
+            with torch.no_grad():
+                return self.strength * square_sum(params)
+        return self.strength * square_sum(params)
+
+    @torch.no_grad()
+    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.mode != "decoupled" or self.strength == 0:
+            return
+        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+            torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
+
+
+class ElasticNet(WeightRegularizer):
+    """λ (r Σ|θ| + (1 − r) Σθ²), added to the loss; gradient λ(r·sign(θ) + 2(1 − r)θ).
+
+    r = 1 is L1 (subgradient) and r = 0 is L2 (penalty mode) with the same λ.
+    """
+
+    name = "elasticnet"
+    sparsifies = True
+
+    def __init__(
+        self, strength: float = 1e-4, l1_ratio: float = 0.5, include_bias: bool = False, include_norm: bool = False
+    ) -> None:
+        super().__init__(include_bias, include_norm)
+        _check("reg.elasticnet", strength=strength, l1_ratio=l1_ratio)
+        self.strength = float(strength)
+        self.l1_ratio = float(l1_ratio)
+
+    def penalty(self, net: nn.Module) -> Tensor | None:
+        params = self.penalized(net)
+        if not params:
+            return None
+        r = self.l1_ratio
+        return self.strength * (r * abs_sum(params) + (1.0 - r) * square_sum(params))
+
+
+class Dropout(Regularizer):
+    """Inverted dropout with probability `p`, placed by each model builder's `dropout` argument.
+
+    Structural: it changes the network, not the loss or the step. `nn.Dropout` scales kept units
+    by 1/(1 − p) in training and is the identity in eval mode (no sampling at test time).
+    """
+
+    name = "dropout"
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        _check("reg.dropout", p=p)
+        self.p = float(p)
+
+    def network_kwargs(self) -> dict[str, Any]:
+        return {"dropout": self.p}
+
+
+def weight_statistics(net: nn.Module, regularizers: Iterable[Regularizer]) -> dict[str, Tensor]:
+    """On-device `reg/weight_norm` (‖θ‖₂ over the union of penalized tensors) and, when a sparsifying
+    regularizer is selected, `reg/sparsity` (fraction of those entries exactly 0).
+
+    With no weight regularizer (none, or dropout alone) the norm is over the default selection
+    (conv and linear weights), so baseline runs are comparable. No host sync happens here.
+    """
+    regularizers = list(regularizers)
+    chosen: dict[int, Tensor] = {}
+    for reg in regularizers:
+        for p in reg.penalized(net):
+            chosen.setdefault(id(p), p)
+    params = list(chosen.values()) or select_parameters(net)
+    if not params:
+        return {}
+    detached = [p.detach() for p in params]
+    stats = {"reg/weight_norm": torch.linalg.vector_norm(torch.stack(torch._foreach_norm(detached)))}
+    if any(reg.sparsifies for reg in regularizers):
+        zeros = torch.stack([(p == 0).sum() for p in detached]).sum()
+        stats["reg/sparsity"] = zeros.float() / sum(p.numel() for p in detached)
+    return stats
