@@ -6,22 +6,21 @@ How the pieces meet Lightning 2.x:
 - SIGINT has no such path in Lightning (Ctrl-C raises KeyboardInterrupt mid-step, Lightning then
   calls `sys.exit(1)`), so the first SIGINT only records the request and `GracefulStop` raises
   `RunInterrupted` at the start of the next batch, where the state is exactly "N steps done".
-- On either stop `GracefulStop.on_exception` saves `last.ckpt` beside the run's checkpoints.
+- On either stop `GracefulStop.on_exception` (src/graceful_stop.py) saves `last.ckpt` beside the run's checkpoints.
 - A second signal, or one outside `fit`, raises KeyboardInterrupt at once (no new checkpoint).
 `tracked_run` maps all of these (see `is_interrupt`) to status KILLED, `outcome=interrupted`.
+
+This module stays free of heavy imports: the entry point asks it about every exception, even
+one raised before Lightning was ever imported. The callback lives in `src/graceful_stop.py`.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
-from typing import Any
-
-import pytorch_lightning as pl
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -68,7 +67,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
 def is_interrupt(exc: BaseException) -> bool:
     """Did this exception end the run because someone asked it to stop (not because something broke)?"""
-    if isinstance(exc, (KeyboardInterrupt, RunInterrupted, SIGTERMException)):
+    lightning_exceptions = sys.modules.get("pytorch_lightning.utilities.exceptions")  # loaded if Lightning ran
+    sigterm = (lightning_exceptions.SIGTERMException,) if lightning_exceptions else ()
+    if isinstance(exc, (KeyboardInterrupt, RunInterrupted, *sigterm)):
         return True
     return isinstance(exc, SystemExit) and STOP.signum is not None  # Lightning's sys.exit(1) after Ctrl-C
 
@@ -78,38 +79,3 @@ def exit_code_if_interrupted(exc: BaseException) -> int | None:
     if not is_interrupt(exc):
         return None
     return 128 + int(STOP.signum or signal.SIGINT)
-
-
-class GracefulStop(pl.Callback):
-    """Stops training at the next batch after SIGINT/SIGTERM and saves `last.ckpt` for `resume=`.
-
-    Args:
-        checkpoint_dir: where `last.ckpt` goes when the trainer has no ModelCheckpoint to ask.
-    """
-
-    def __init__(self, checkpoint_dir: str | Path) -> None:
-        self.checkpoint_dir = Path(checkpoint_dir)
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        STOP.fitting = True
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        STOP.fitting = False
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
-        if STOP.signum is not None and trainer.world_size == 1:  # ranks > 1 stop through Lightning's broadcast
-            raise RunInterrupted(f"{signal.Signals(STOP.signum).name} received: stopping before step "
-                                 f"{trainer.global_step + 1}")
-
-    def last_checkpoint_path(self, trainer: pl.Trainer) -> Path:
-        callback = trainer.checkpoint_callback
-        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else self.checkpoint_dir
-        return folder / "last.ckpt"
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        STOP.fitting = False
-        if isinstance(exception, (RunInterrupted, SIGTERMException)) and trainer.global_step > 0:
-            path = self.last_checkpoint_path(trainer)
-            trainer.save_checkpoint(path)
-            if trainer.is_global_zero:
-                print(f"\nStopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")

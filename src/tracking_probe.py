@@ -61,10 +61,14 @@ def probe_sqlite(uri: str) -> None:
     folder = db.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    writable = db if db.exists() else folder
-    if not (writable.exists() and os.access(writable, os.W_OK)) or (db.exists() and not db.is_file()):
+    if db.exists():
+        blocker, usable = db, db.is_file() and os.access(db, os.W_OK)
+    else:
+        blocker, usable = folder, folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    if not usable:
         raise TrackingUnavailable(
-            f"MLflow store {redact_uri(uri)} cannot be written ({writable} is not writable). "
+            f"MLflow store {redact_uri(uri)} cannot be written ({blocker} is not a writable "
+            f"{'file' if blocker == db else 'folder'}). "
             "Fix MLFLOW_TRACKING_URI or unset it to use the project's local sqlite store. Nothing was trained."
         )
 

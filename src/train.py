@@ -16,6 +16,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job from a composed config; return the final metrics."""
     from hydra.core.hydra_config import HydraConfig
 
+    from src.distributed import is_relaunched_rank
+    from src.tracking import client, tracking_uri
+    from src.tracking_probe import ensure_reachable
+
+    if not is_relaunched_rank():
+        ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
+
     from src.validation import validate
 
     validate(cfg)  # fails here, before any run exists, on bad settings
@@ -23,18 +30,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     choices = dict(hydra_cfg.runtime.choices) if hydra_cfg else {}
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
 
-    from src.distributed import is_relaunched_rank
-    from src.tracking import client, tracking_uri
-    from src.tracking_probe import ensure_reachable
-
-    if not is_relaunched_rank():
-        ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before any data or model
-
     import pytorch_lightning as pl
 
     from src.builders import build_callbacks, build_datamodule, build_module, build_trainer
+    from src.graceful_stop import GracefulStop
     from src.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
-    from src.signals import GracefulStop
     from src.tracking import tracked_run, ui_command
 
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
