@@ -26,6 +26,17 @@ class RaiseAtStep(pl.Callback):
             raise RuntimeError("injected failure in test")
 
 
+class DivergeAtStep(pl.Callback):
+    """Plays a health monitor that detects divergence at `step`: sets `diverged` and stops training."""
+
+    def __init__(self, step: int = 2) -> None:
+        self.step, self.diverged = step, False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if trainer.global_step >= self.step:
+            self.diverged, trainer.should_stop = True, True
+
+
 class SignalAtStep(pl.Callback):
     """Sends `signum` to this very process once training reaches `step` (as Ctrl-C or `kill` would)."""
 

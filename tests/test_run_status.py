@@ -50,3 +50,12 @@ def test_sigint_stops_at_a_step_boundary_killed_with_last_checkpoint(run_cli, ml
     assert ckpt["global_step"] == 3
     assert ckpt["gradreg"]["mlflow_run_id"] == run.info.run_id
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "handlers are restored after the run"
+
+
+def test_divergence_reported_by_a_callback_ends_finished_diverged(run_cli, mlflow_client) -> None:
+    code = run_cli(*TINY, "data.num_samples=512", "+callbacks.health._target_=tests.helpers.DivergeAtStep",
+                   "+callbacks.health.step=2", "test=false")
+    assert code == 0
+    run = only_run(mlflow_client)
+    assert (run.info.status, run.data.tags["outcome"]) == ("FINISHED", "diverged")
+    assert len(mlflow_client.get_metric_history(run.info.run_id, "train/loss")) == 2
