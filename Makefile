@@ -1,6 +1,7 @@
 # The few verbs a newcomer needs. `make train` and `make test` set up .venv first when missing.
 PY := .venv/bin/python
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
+UI_HOST ?= 127.0.0.1
 
 .PHONY: install train test ui lint clean
 
@@ -19,9 +20,9 @@ test: .venv/.installed  ## lint, then the test suite (slow tests excluded)
 	.venv/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-ui: .venv/.installed  ## the MLflow UI on http://127.0.0.1:5000
+ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given)
 	mkdir -p mlruns
-	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
 clean:  ## remove run outputs (keeps the MLflow store)
 	rm -rf outputs multirun

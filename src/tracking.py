@@ -18,9 +18,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.paths import PROJECT_ROOT
+from src.redact import redact_uri, scrub, scrub_overrides, scrub_tree
 
 OUTCOMES = ("completed", "diverged", "failed", "interrupted")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+MAX_TAG_LENGTH = 8000  # MLflow's limit for a tag value
+RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # say how a job starts, not what it trains: differ on resume
 
 
 def default_store_dir() -> Path:
@@ -46,8 +49,8 @@ def artifact_location(uri: str, experiment_name: str) -> str | None:
 
 
 def ui_command(uri: str | None = None) -> str:
-    """The exact command that opens the MLflow UI on this store, bound to 127.0.0.1."""
-    uri = uri or tracking_uri()
+    """The exact command that opens the MLflow UI on this store, bound to 127.0.0.1 (credentials stripped)."""
+    uri = redact_uri(uri or tracking_uri())
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
@@ -137,10 +140,23 @@ def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=Non
     )
 
 
+def config_params(cfg: DictConfig) -> dict[str, str]:
+    """The flattened resolved config as MLflow params, secrets hidden, values cut to MLflow's limit."""
+    return {k: v[:MAX_PARAM_LENGTH] for k, v in scrub(flatten(OmegaConf.to_container(cfg, resolve=True))).items()}
+
+
+def log_config(mlflow_client, run_id: str, cfg: DictConfig, overrides: list[str], suffix: str = "") -> None:  # noqa: ANN001
+    """The resolved config and the overrides as YAML artifacts under `config/` (secrets hidden)."""
+    resolved = OmegaConf.create(scrub_tree(OmegaConf.to_container(cfg, resolve=True)))
+    mlflow_client.log_text(run_id, OmegaConf.to_yaml(resolved), f"config/config{suffix}.yaml")
+    mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(overrides)), f"config/overrides{suffix}.yaml")
+
+
 def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> tuple[Any, str]:
     """Create the run, log params (full values), tags and the config artifacts; return (client, run_id)."""
     mlflow_client = client()
     experiment_id = get_or_create_experiment(mlflow_client, cfg.logger.experiment_name)
+    overrides = scrub_overrides(overrides)
     tags = {
         "mlflow.runName": run_name(cfg, choices),
         "mlflow.source.git.commit": git_commit(),
@@ -149,12 +165,48 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
         "reg": reg_label(cfg),
         **{f"choice.{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
     }
-    run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
+    run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=scrub(tags))
     run_id = run.info.run_id
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    log_batch(mlflow_client, run_id, params=params)
-    mlflow_client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
-    mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(list(overrides))), "config/overrides.yaml")
+    try:
+        log_batch(mlflow_client, run_id, params=config_params(cfg))
+        log_config(mlflow_client, run_id, cfg, overrides)
+    except BaseException:
+        finish_run(mlflow_client, run_id, "failed")  # never leave a half-made run RUNNING
+        raise
+    return mlflow_client, run_id
+
+
+def resume_run(cfg: DictConfig, overrides: list[str], run_id: str, ckpt_path: str) -> tuple[Any, str]:
+    """Reopen an existing run for resumed training: status RUNNING, `outcome` cleared until the end.
+
+    MLflow refuses a param logged again with another value, so only params the run lacks are
+    logged; keys whose value changed are listed in the tag `resume.<n>.changed_params` and the
+    new resolved config is stored as `config/config-resume<n>.yaml`.
+    """
+    mlflow_client = client()
+    run = mlflow_client.get_run(run_id)
+    logged, params = run.data.params, config_params(cfg)
+    changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v and k not in RUN_CONTROL_KEYS)
+    n = int(run.data.tags.get("resume_count", "0")) + 1
+    overrides = scrub_overrides(overrides)
+    tags = {
+        "resume_count": str(n),
+        f"resume.{n}.ckpt_path": ckpt_path,
+        f"resume.{n}.overrides": " ".join(overrides),
+        f"resume.{n}.changed_params": ",".join(changed)[:MAX_TAG_LENGTH] or "-",
+        f"resume.{n}.git_commit": git_commit(),
+    }
+    if "outcome" in run.data.tags:
+        mlflow_client.delete_tag(run_id, "outcome")  # it said how the last attempt ended; this one is running
+    mlflow_client.update_run(run_id, status="RUNNING")
+    try:
+        log_batch(mlflow_client, run_id, params={k: v for k, v in params.items() if k not in logged}, tags=scrub(tags))
+        log_config(mlflow_client, run_id, cfg, overrides, suffix=f"-resume{n}")
+    except BaseException:
+        finish_run(mlflow_client, run_id, "failed")
+        raise
+    if changed:
+        print(f"Resuming run {run_id}: params that differ from the first start (kept as first logged): {changed}")
     return mlflow_client, run_id
 
 
@@ -166,25 +218,41 @@ def finish_run(mlflow_client, run_id: str, outcome: str) -> None:  # noqa: ANN00
 
 
 @contextmanager
-def tracked_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> Iterator[dict[str, Any]]:
+def tracked_run(
+    cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str], resume: tuple[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """A run whose MLflow status always tells how it ended.
 
-    Yields a dict with `client`, `run_id` and `outcome` (the body may set `outcome` to
-    `diverged`). An exception marks the run `failed` (traceback as an artifact), Ctrl-C
-    `interrupted`; both re-raise.
+    Yields a dict with `client`, `run_id`, `outcome` (the body may set it to `diverged`) and `owner`
+    (False in DDP ranks that Lightning re-launched: they attach to rank 0's run and record nothing).
+    `resume=(run_id, ckpt_path)` continues that run instead of creating one. An exception marks the
+    run `failed` (traceback as an artifact); SIGINT/SIGTERM or Ctrl-C mark it `interrupted` (KILLED);
+    all re-raise.
     """
-    mlflow_client, run_id = start_run(cfg, choices, overrides)
-    state: dict[str, Any] = {"client": mlflow_client, "run_id": run_id, "outcome": "completed"}
-    try:
-        yield state
-    except KeyboardInterrupt:
-        finish_run(mlflow_client, run_id, "interrupted")
-        raise
-    except BaseException:
+    from src.distributed import RUN_ID_ENV, is_relaunched_rank, shared_run_id
+    from src.signals import is_interrupt, stop_on_signals
+
+    if is_relaunched_rank():
+        yield {"client": client(), "run_id": shared_run_id(), "outcome": "completed", "owner": False}
+        return
+    with stop_on_signals():
+        mlflow_client, run_id = resume_run(cfg, overrides, *resume) if resume else start_run(cfg, choices, overrides)
+        state: dict[str, Any] = {"client": mlflow_client, "run_id": run_id, "outcome": "completed", "owner": True}
+        os.environ[RUN_ID_ENV] = run_id  # for the DDP ranks Lightning re-launches from this process
         try:
-            mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+            yield state
+        except BaseException as exc:
+            if is_interrupt(exc):
+                finish_run(mlflow_client, run_id, "interrupted")
+                print(f"\nRun {run_id} stopped ({type(exc).__name__}): status KILLED, outcome=interrupted. "
+                      f"Continue it with: python -m src.train resume={run_id}")
+            else:
+                try:
+                    mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+                finally:
+                    finish_run(mlflow_client, run_id, "failed")
+            raise
+        else:
+            finish_run(mlflow_client, run_id, state["outcome"])
         finally:
-            finish_run(mlflow_client, run_id, "failed")
-        raise
-    else:
-        finish_run(mlflow_client, run_id, state["outcome"])
+            os.environ.pop(RUN_ID_ENV, None)

@@ -16,8 +16,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job from a composed config; return the final metrics."""
     from hydra.core.hydra_config import HydraConfig
 
-    from src.builders import build_callbacks, build_datamodule, build_module, build_trainer
-    from src.tracking import tracked_run, ui_command
+    from src.distributed import is_relaunched_rank
+    from src.tracking import client, tracking_uri
+    from src.tracking_probe import ensure_reachable
+
+    if not is_relaunched_rank():
+        ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
+
     from src.validation import validate
 
     validate(cfg)  # fails here, before any run exists, on bad settings
@@ -27,14 +32,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     import pytorch_lightning as pl
 
+    from src.builders import build_callbacks, build_datamodule, build_module, build_trainer
+    from src.graceful_stop import GracefulStop
+    from src.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
+    from src.tracking import tracked_run, ui_command
+
+    plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
     module = build_module(cfg)
-    with tracked_run(cfg, choices, overrides) as run:
+    resume = (plan.run_id, plan.ckpt_path) if plan.run_id else None
+    with tracked_run(cfg, choices, overrides, resume=resume) as run:
         callbacks = build_callbacks(cfg)
+        ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
+        callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
+        record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, run, callbacks)
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
+        if any(getattr(cb, "diverged", False) for cb in callbacks):  # a health monitor stopped a diverging run
+            run["outcome"] = "diverged"
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         if cfg.test and not trainer.interrupted:
             ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
@@ -42,6 +59,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(results[0] if results else {})
         if trainer.interrupted:
             raise KeyboardInterrupt
+    if not run["owner"]:
+        return metrics
     name = run["client"].get_run(run["run_id"]).info.run_name
     print(f"\nMLflow run {name} (id {run['run_id']}) outcome={run['outcome']}")
     if "test/acc" in metrics:
@@ -52,7 +71,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except BaseException as exc:
+        from src.signals import exit_code_if_interrupted
+
+        code = exit_code_if_interrupted(exc)
+        if code is None:
+            raise
+        raise SystemExit(code) from None  # 130 after SIGINT, 143 after SIGTERM, as shells report them
     return metrics.get(cfg.get("optimized_metric") or "test/acc")
 
 

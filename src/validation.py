@@ -1,32 +1,170 @@
 """Checks on a composed config that must pass before anything trains or any run is created.
 
-Each failure is one `ConfigError` naming the key, the bad value and what is allowed.
+Three kinds of check, all collected before anything is reported:
+- every leaf value against its rule in `src/config_schema.py` (types, ranges, enums, paths);
+- every `_target_` node's keys against the arguments its target accepts (typos, stray `+key=`);
+- settings that only make sense together (`register_check` adds more, e.g. from the reg group).
+
+A failure is one `ConfigError` naming each key, its bad value and what is allowed.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from hydra.utils import get_class, get_method
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from src.config_schema import problem
+
+RESERVED_KNOBS = {"model": {"dropout"}}  # set by structural regularizers, never by the model config
+CrossCheck = Callable[[DictConfig], list[str]]
 
 
 class ConfigError(ValueError):
     """A setting has a value that is not allowed."""
 
 
-def check_model_knobs(cfg: DictConfig) -> None:
-    """Every key under `model` must be an argument of the model's builder."""
-    builder = get_method(cfg.model._target_)
-    allowed = set(inspect.signature(builder).parameters) - {"dropout"}
-    for key in cfg.model:
-        if key.startswith("_"):
+def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, resolved value) of every leaf; lists of scalars are leaves, unresolvable values skipped."""
+    if isinstance(node, DictConfig):
+        for key in node:
+            try:
+                child = node[key]
+            except OmegaConfBaseException:  # e.g. ${hydra:...} outside a Hydra run
+                continue
+            yield from leaves(child, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, ListConfig) and any(isinstance(v, (DictConfig, ListConfig)) for v in node):
+        for i, child in enumerate(node):
+            yield from leaves(child, f"{prefix}.{i}")
+    else:
+        yield prefix, OmegaConf.to_container(node, resolve=True) if isinstance(node, ListConfig) else node
+
+
+def check_values(cfg: DictConfig) -> list[str]:
+    return [msg for key, value in leaves(cfg) if not key.startswith("hydra") and (msg := problem(key, value))]
+
+
+def accepted_arguments(target: Any) -> set[str] | None:
+    """Keyword arguments a callable accepts; None = anything (`**kwargs`).
+
+    Our own classes pass `**kwargs` on to their base class, so those are followed up the bases;
+    a third-party `**kwargs` may go anywhere (DDPStrategy hands it to DistributedDataParallel).
+    """
+    names: set[str] = set()
+    classes = [c for c in inspect.getmro(target) if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    for i, fn in enumerate(classes):
+        if i > 0 and not classes[i - 1].__module__.startswith("src."):
+            return None
+        func = fn.__init__ if inspect.isclass(fn) else fn
+        try:
+            params = inspect.signature(func).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names - {"self"}
+    return None  # **kwargs all the way up (e.g. `object`)
+
+
+def target_nodes(node: Any, prefix: str = "") -> Iterator[tuple[str, DictConfig]]:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield prefix, node
+        for key in node:
+            if not str(key).startswith("_") and not (prefix == "" and key == "hydra"):
+                yield from target_nodes(node._get_node(key), f"{prefix}.{key}" if prefix else str(key))
+
+
+def check_targets(cfg: DictConfig) -> list[str]:
+    """Each `_target_` must import, and each key beside it must be an argument of it."""
+    errors = []
+    for path, node in target_nodes(cfg):
+        try:
+            target = get_method(node._target_)
+        except Exception as err:  # noqa: BLE001 - Hydra wraps import errors in several types
+            errors.append(f"{path}._target_={node._target_!r} cannot be imported ({type(err).__name__})")
             continue
-        if key not in allowed:
-            raise ConfigError(
-                f"model.{key} is not a setting of model {cfg.model._target_.rsplit('.', 1)[-1]}; "
-                f"its settings are {sorted(allowed)}"
-            )
+        allowed = accepted_arguments(target)
+        if allowed is None:
+            continue
+        allowed -= RESERVED_KNOBS.get(path, set())
+        name = node._target_.rsplit(".", 1)[-1]
+        for key in node:
+            if not str(key).startswith("_") and key not in allowed:
+                errors.append(f"{path}.{key} is not a setting of {name}; its settings are {sorted(allowed)}")
+    return errors
+
+
+def check_training_length(cfg: DictConfig) -> list[str]:
+    """Training must have an end and must train at all: max_epochs >= 1 or max_steps >= 1."""
+    trainer = cfg.get("trainer") or {}
+    epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (epochs if epochs is not None else 1, steps)):
+        return []  # the value rules already report the types
+    if epochs is None or epochs >= 1 or steps >= 1:
+        return []
+    return [
+        f"trainer.max_epochs={epochs} and trainer.max_steps={steps} are both unusable "
+        f"({'nothing would train' if 0 in (epochs, steps) else 'training would never end'}); "
+        "set trainer.max_epochs >= 1 or trainer.max_steps >= 1"
+    ]
+
+
+def check_split(cfg: DictConfig) -> list[str]:
+    data = cfg.get("data") or {}
+    val, test = data.get("val_fraction", 0), data.get("test_fraction", 0)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (val, test)) and val + test >= 1:
+        return [f"data.val_fraction={val} + data.test_fraction={test} is not allowed; the sum must be < 1"]
+    return []
+
+
+def check_resume(cfg: DictConfig) -> list[str]:
+    resume, ckpt = cfg.get("resume"), cfg.get("ckpt_path")
+    if resume and ckpt:
+        return [f"resume={resume!r} and ckpt_path={ckpt!r} are both set; give one (resume finds the checkpoint)"]
+    if isinstance(ckpt, str) and ckpt and not Path(ckpt).is_file():
+        return [f"ckpt_path={ckpt!r} is not allowed; it must be an existing checkpoint file"]
+    return []
+
+
+def check_ddp_launch(cfg: DictConfig) -> list[str]:
+    """Lightning's `ddp` re-runs `sys.argv` for the other ranks; inside a Hydra multirun that re-runs the sweep."""
+    from src.distributed import relaunches_argv
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        multirun = False
+    if multirun and relaunches_argv(cfg.get("trainer") or {}):
+        return [
+            "trainer.strategy=ddp re-launches the command line for each extra process, which inside a Hydra "
+            "multirun (-m) would start the whole sweep again; run multi-process jobs one at a time (no -m)"
+        ]
+    return []
+
+
+def check_reg_group(cfg: DictConfig) -> list[str]:
+    try:
+        check_reg(cfg)
+    except ConfigError as err:
+        return [str(err)]
+    return []
+
+
+CROSS_CHECKS: list[CrossCheck] = [check_training_length, check_split, check_resume, check_ddp_launch, check_reg_group]
+
+
+def register_check(check: CrossCheck) -> None:
+    """Add a check that returns a list of messages (empty when the config is fine)."""
+    CROSS_CHECKS.append(check)
 
 
 def check_reg(cfg: DictConfig) -> None:
@@ -67,5 +205,12 @@ def check_reg(cfg: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    check_model_knobs(cfg)
-    check_reg(cfg)
+    """Raise one ConfigError listing every problem of `cfg`; return silently when there is none."""
+    errors = check_values(cfg)
+    bad_keys = {e.split("=", 1)[0] for e in errors}
+    errors += [e for e in check_targets(cfg) if e.split(" ", 1)[0] not in bad_keys]
+    if not errors:  # cross checks assume the single values are sane
+        for check in CROSS_CHECKS:
+            errors += check(cfg)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

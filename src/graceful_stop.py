@@ -1,0 +1,47 @@
+"""The Lightning side of a clean stop (see `src/signals.py`): raise at a step boundary, save `last.ckpt`."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from src.signals import STOP, RunInterrupted
+
+
+class GracefulStop(pl.Callback):
+    """Stops training at the next batch after SIGINT/SIGTERM and saves `last.ckpt` for `resume=`.
+
+    Args:
+        checkpoint_dir: where `last.ckpt` goes when the trainer has no ModelCheckpoint to ask.
+    """
+
+    def __init__(self, checkpoint_dir: str | Path) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        STOP.fitting = True
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        STOP.fitting = False
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if STOP.signum is not None and trainer.world_size == 1:  # ranks > 1 stop through Lightning's broadcast
+            raise RunInterrupted(f"{signal.Signals(STOP.signum).name} received: stopping before step "
+                                 f"{trainer.global_step + 1}")
+
+    def last_checkpoint_path(self, trainer: pl.Trainer) -> Path:
+        callback = trainer.checkpoint_callback
+        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else self.checkpoint_dir
+        return folder / "last.ckpt"
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        STOP.fitting = False
+        if isinstance(exception, (RunInterrupted, SIGTERMException)) and trainer.global_step > 0:
+            path = self.last_checkpoint_path(trainer)
+            trainer.save_checkpoint(path)
+            if trainer.is_global_zero:
+                print(f"\nStopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")

@@ -1,0 +1,81 @@
+"""Fail fast when the tracking store cannot be used, before any data is loaded or any step trained.
+
+MLflow's HTTP client retries a silent server for minutes by default; one short request here
+answers the question in seconds and names the URI (credentials stripped) in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from src.redact import redact_uri
+
+TIMEOUT_ENV = "GRADREG_TRACKING_TIMEOUT"  # seconds the probe waits for an answer
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking store does not answer or cannot be written."""
+
+
+def probe_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+
+
+def without_userinfo(uri: str) -> str:
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def probe_http(uri: str, timeout: float) -> None:
+    """Any HTTP answer (even 401 or 404) proves a server is there; silence or refusal does not."""
+    url = without_userinfo(uri).rstrip("/") + "/health"
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's own tracking URI
+            return
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingUnavailable(
+            f"MLflow tracking server at {redact_uri(uri)} does not answer ({reason}; waited "
+            f"{time.monotonic() - start:.1f} s, limit {timeout:g} s via {TIMEOUT_ENV}). Start the server, fix "
+            "MLFLOW_TRACKING_URI, or unset it to use the project's local sqlite store. Nothing was trained."
+        ) from None
+
+
+def probe_sqlite(uri: str) -> None:
+    db = Path(uri.removeprefix("sqlite:///")).expanduser().absolute()
+    folder = db.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if db.exists():
+        blocker, usable = db, db.is_file() and os.access(db, os.W_OK)
+    else:
+        blocker, usable = folder, folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    if not usable:
+        raise TrackingUnavailable(
+            f"MLflow store {redact_uri(uri)} cannot be written ({blocker} is not a writable "
+            f"{'file' if blocker == db else 'folder'}). "
+            "Fix MLFLOW_TRACKING_URI or unset it to use the project's local sqlite store. Nothing was trained."
+        )
+
+
+def ensure_reachable(uri: str, timeout: float | None = None) -> None:
+    """Raise TrackingUnavailable, naming the URI without credentials, when the store cannot be used."""
+    if uri.startswith(("http://", "https://")):
+        probe_http(uri, probe_timeout() if timeout is None else timeout)
+    elif uri.startswith("sqlite:///"):
+        probe_sqlite(uri)
