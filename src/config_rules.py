@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,21 @@ class Rule:
 
     def explain(self) -> str:
         return self.describe() + (" (or null)" if self.nullable else "")
+
+
+@dataclass(frozen=True)
+class Predicate(Rule):
+    """Any test with its own words, for tables kept beside the code they guard (e.g. the regularizers')."""
+
+    test: Callable[[Any], bool]
+    what: str
+    nullable: bool = False
+
+    def check(self, value: Any) -> bool:
+        return bool(self.test(value))
+
+    def describe(self) -> str:
+        return self.what
 
 
 @dataclass(frozen=True)

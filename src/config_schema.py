@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from src.config_rules import AnyOf, Bool, Choice, Int, Pair, Real, Rule, Text, WritableDir
+from src.config_rules import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir
 
 __all__ = [  # the rule types are re-exported so a group's code needs one import
-    "AnyOf", "Bool", "Choice", "Int", "Pair", "Real", "Rule", "Text", "WritableDir", "register_rules", "rule_for",
+    "AnyOf", "Bool", "Choice", "Int", "Pair", "Predicate", "Real", "Rule", "Text", "WritableDir",
+    "register_rules", "rule_for",
 ]
 
 
@@ -39,6 +40,7 @@ def _code_defined_rules() -> dict[str, Rule]:
 
     from src.models.common import ACTIVATIONS, INITS
     from src.models.lenet import POOLS
+    from src.regularizers import SETTING_RULES
 
     precisions = tuple(v for literal in get_args(_PRECISION_INPUT) for v in get_args(literal))
     return {
@@ -55,6 +57,8 @@ def _code_defined_rules() -> dict[str, Rule]:
         "model.width": POSITIVE,
         "model.small_input": Bool(),
         "model.batch_norm": Bool(),
+        # reg: the regularizers' own table, so the messages match theirs word for word
+        **{f"reg.*.{key}": Predicate(allowed, what) for key, (allowed, what) in SETTING_RULES.items()},
     }
 
 
@@ -132,12 +136,6 @@ RULES: dict[str, Rule] = {
     "paths.data_dir": WritableDir(),
     "paths.log_dir": WritableDir(),
     "paths.output_dir": WritableDir(),
-    # reg (documented knobs, DESIGN.md); the reg group adds its own through register_rules
-    "reg.*.strength": NON_NEGATIVE,
-    "reg.*.l1_ratio": Real(min=0.0, max=1.0),
-    "reg.*.p": PROBABILITY,
-    "reg.*.proximal": Bool(),
-    "reg.*.mode": Choice(("penalty", "decoupled")),
 }
 _LAZY_LOADED = False
 

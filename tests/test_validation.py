@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src  # noqa: F401 - registers the config resolvers
-from src.config_schema import AnyOf, Bool, Choice, Int, Pair, Real, Rule, Text, WritableDir, rule_for
+from src.config_schema import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir, rule_for
 from src.paths import CONFIG_DIR
 from src.validation import ConfigError, leaves, validate
 
@@ -59,8 +59,8 @@ def bad_value(rule: Rule) -> str:
         return str(rule.min - 1) if rule.min is not None else "abc"
     if isinstance(rule, Real):
         return "abc" if rule.min is None else str(rule.min if rule.min_open else rule.min - 1)
-    if isinstance(rule, (Choice, AnyOf)):
-        return "bogus"
+    if isinstance(rule, (Choice, AnyOf, Predicate)):
+        return "bogus"  # a word: no number, no known choice, no boolean
     if isinstance(rule, Bool):
         return "maybe"
     if isinstance(rule, Text):
