@@ -1,7 +1,7 @@
 """The report's figures (PNG, matplotlib's Agg backend: no display needed).
 
-- `metric_over_steps`: one panel per model, one colour per regularizer, one line per seed, log scale
-  (used for `grad/global_norm` and `train/loss`);
+- `metric_over_steps`: one panel per model, one colour per regularizer, one line per seed, log scale,
+  an x where a run that did not complete ends (used for `grad/global_norm` and `train/loss`);
 - `gradient_flow`: per-layer gradient norm (`grad_norm/<NN>.<layer>`, forward order) at a few points
   of training, one panel per model x regularizer side by side, from the group's first seed.
 """
@@ -52,7 +52,10 @@ def metric_over_steps(mlflow_client: Any, rows: list[Row], key: str, path: Path,
                 if not points:
                     continue
                 steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, color=colour, alpha=0.85, lw=1.2, label=row.label if i == 0 else None)
+                ax.plot(steps, values, color=colour, alpha=0.85, lw=1.2, marker=".", ms=3,
+                        label=row.label if i == 0 else None)
+                if run.outcome != "completed":  # where a diverged, failed or running run's curve ends
+                    ax.plot(steps[-1], values[-1], "x", color=colour, ms=8, mew=2)
                 drawn = True
         if drawn:
             positive = any(line.get_ydata().min() > 0 for line in ax.get_lines())
@@ -97,7 +100,7 @@ def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
     models = _models(rows)
     labels = list(dict.fromkeys(r.label for r in rows))
     fig, axes = plt.subplots(
-        len(models), len(labels), figsize=(3.6 * len(labels), 3.0 * len(models)), squeeze=False, sharey="row"
+        len(models), len(labels), figsize=(3.6 * len(labels), 3.0 * len(models)), squeeze=False
     )
     found = False
     for i, model in enumerate(models):
@@ -105,6 +108,9 @@ def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
             ax = axes[i][j]
             row = next((r for r in rows if r.model == model and r.label == label), None)
             run = next((r for r in (row.runs if row else []) if layer_keys(r.metrics)), None)
+            if row is None:  # this combination is not in the selection
+                ax.axis("off")
+                continue
             ax.set_title(f"{model} · {label}", fontsize=8)
             if run is None:
                 ax.text(0.5, 0.5, "no per-layer norms", ha="center", va="center", transform=ax.transAxes, color="grey")
@@ -117,10 +123,10 @@ def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
             if any(v > 0 for norms in snaps.values() for v in norms if math.isfinite(v)):
                 ax.set_yscale("log")
             ax.set_xlabel(f"layer (input → output), seed {run.seed}", fontsize=7)
+            ax.set_ylabel("‖∇W‖ per layer", fontsize=7)
             ax.legend(fontsize=6)
             ax.grid(alpha=0.3, which="both")
             found = True
-        axes[i][0].set_ylabel("‖∇W‖ per layer")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
