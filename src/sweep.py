@@ -71,14 +71,15 @@ class MlflowSweepCallback(Callback):
         experiment_id = tracking.get_or_create_experiment(mlflow_client, config.logger.experiment_name)
         sweep_id = new_sweep_id()
         overrides = " ".join(config.hydra.overrides.task)
+        commit = tracking.git_commit()
         tags = {
             "sweep_id": sweep_id,
             "sweep_role": "parent",
             "sweep_overrides": overrides,
             "sweep_dir": str(sweep_dir),
             "sweep_launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
-            "mlflow.source.git.commit": tracking.git_commit(),
-            "git_commit": tracking.git_commit(),
+            "mlflow.source.git.commit": commit,
+            "git_commit": commit,
         }
         run_id = mlflow_client.create_run(experiment_id, run_name=f"sweep-{sweep_id}", tags=tags).info.run_id
         info = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id, "sweep_id": sweep_id}
