@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 UI_HOST ?= 127.0.0.1
 
-.PHONY: install train test ui lint clean
+.PHONY: install train test ui study report lint clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -23,6 +23,13 @@ test: .venv/.installed  ## lint, then the test suite (slow tests excluded)
 ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given)
 	mkdir -p mlruns
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
+
+study: .venv/.installed  ## the seed_grid study (45 runs, ~12 min on 2 cores), then its report (also when a job failed)
+	-$(PY) -m src.train -m experiment=seed_grid hydra/launcher=joblib hydra.launcher.n_jobs=$(or $(JOBS),2) $(ARGS)
+	$(PY) scripts/report.py
+
+report: .venv/.installed  ## report of the latest sweep (or ARGS="--sweep <id>" / "--experiment <name>")
+	$(PY) scripts/report.py $(ARGS)
 
 clean:  ## remove run outputs (keeps the MLflow store)
 	rm -rf outputs multirun

@@ -53,4 +53,5 @@ def build_trainer(cfg: DictConfig, run: dict[str, Any], callbacks: list[pl.Callb
         run_id=run["run_id"],
         log_model=False,
     )
+    logger._mlflow_client = run["client"]  # the run's lock-retrying client: parallel jobs share a sqlite store
     return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

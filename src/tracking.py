@@ -2,11 +2,18 @@
 
 Store: `sqlite:///<project root>/mlruns/mlflow.db` with artifacts under `mlruns/artifacts/`
 (MLflow >= 3.13 refuses the plain file store). `MLFLOW_TRACKING_URI` overrides it.
+
+Sweeps: `src.sweep.MlflowSweepCallback` opens one parent run per multirun and writes
+`<sweep dir>/mlflow_sweep.json`; each job's `start_run` reads it and nests its run under the parent.
+Every client call retries when parallel jobs find the sqlite store locked.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import random
 import subprocess
 import time
 import traceback
@@ -24,6 +31,8 @@ OUTCOMES = ("completed", "diverged", "failed", "interrupted")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 MAX_TAG_LENGTH = 8000  # MLflow's limit for a tag value
 RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # say how a job starts, not what it trains: differ on resume
+SWEEP_FILE = "mlflow_sweep.json"  # written by the sweep callback into the sweep dir, read by every job
+LOCKED_ERRORS = ("database is locked", "database table is locked")  # sqlite's SQLITE_BUSY / SQLITE_LOCKED
 
 
 def default_store_dir() -> Path:
@@ -56,10 +65,48 @@ def ui_command(uri: str | None = None) -> str:
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
 
 
-def client(uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily (3 s)
-    from mlflow.tracking import MlflowClient
+def retry_on_locked(call, *args: Any, attempts: int = 8, base_delay_s: float = 0.2, **kwargs: Any) -> Any:  # noqa: ANN001
+    """`call(*args, **kwargs)`, retried with jittered exponential back-off while sqlite says it is locked.
 
-    return MlflowClient(tracking_uri=uri or tracking_uri())
+    MLflow already waits 20 s for a busy database, but sqlite refuses at once (no wait) when a
+    read transaction must upgrade to a write while another process writes: parallel sweep jobs
+    hit this. The failed transaction was rolled back, so repeating the call is safe.
+    """
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if attempt == attempts - 1 or not any(msg in str(exc) for msg in LOCKED_ERRORS):
+                raise
+            time.sleep(base_delay_s * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+class LockRetryingClient:
+    """An `MlflowClient` whose every method call goes through `retry_on_locked`."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_inner":  # unpickling, copying: no inner client yet
+            raise AttributeError(name)
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return retry_on_locked(attr, *args, **kwargs)
+
+        return call
+
+
+def client(uri: str | None = None) -> LockRetryingClient:
+    """A client of the store (default: `tracking_uri()`) that survives sqlite lock contention."""
+    from mlflow.tracking import MlflowClient  # imported lazily (3 s)
+
+    return LockRetryingClient(MlflowClient(tracking_uri=uri or tracking_uri()))
 
 
 def get_or_create_experiment(mlflow_client, name: str) -> str:  # noqa: ANN001
@@ -76,6 +123,20 @@ def get_or_create_experiment(mlflow_client, name: str) -> str:  # noqa: ANN001
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def search_all_runs(mlflow_client, filter_string: str = "", experiment_ids: list[str] | None = None) -> list[Any]:  # noqa: ANN001
+    """Every run matching `filter_string` (all pages), in the given experiments or all of them."""
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in mlflow_client.search_experiments()]
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = mlflow_client.search_runs(experiment_ids, filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
@@ -152,9 +213,40 @@ def log_config(mlflow_client, run_id: str, cfg: DictConfig, overrides: list[str]
     mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(overrides)), f"config/overrides{suffix}.yaml")
 
 
+def read_sweep_file(sweep_dir: Path) -> dict[str, Any]:
+    """What the sweep callback recorded for this sweep ({} when it did not run)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def sweep_context() -> dict[str, Any]:
+    """For a multirun job: its number plus the sweep callback's record; {} for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hydra_cfg = HydraConfig.get()
+    return {**read_sweep_file(Path(hydra_cfg.sweep.dir)), "job_num": hydra_cfg.job.num}
+
+
+def sweep_tags(sweep: Mapping[str, Any]) -> dict[str, str]:
+    """Tags that nest a job's run under its sweep's parent run (none for single runs)."""
+    tags = {"sweep_role": "job", "sweep_job": str(sweep["job_num"])} if "job_num" in sweep else {}
+    if sweep.get("sweep_id"):
+        tags["sweep_id"] = sweep["sweep_id"]
+    if sweep.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = sweep["parent_run_id"]
+    return tags
+
+
 def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> tuple[Any, str]:
-    """Create the run, log params (full values), tags and the config artifacts; return (client, run_id)."""
-    mlflow_client = client()
+    """Create the run, log params (full values), tags and the config artifacts; return (client, run_id).
+
+    In a multirun the run is nested under the sweep's parent run, on the parent's store.
+    """
+    sweep = sweep_context()
+    mlflow_client = client(sweep.get("tracking_uri"))
     experiment_id = get_or_create_experiment(mlflow_client, cfg.logger.experiment_name)
     overrides = scrub_overrides(overrides)
     tags = {
@@ -164,6 +256,7 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
         "overrides": " ".join(overrides),
         "reg": reg_label(cfg),
         **{f"choice.{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
+        **sweep_tags(sweep),
     }
     run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=scrub(tags))
     run_id = run.info.run_id

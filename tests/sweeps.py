@@ -1,0 +1,56 @@
+"""Helpers for the sweep tests: run the real CLI (`python -m src.train -m ...`) as a subprocess on a
+fresh MLflow store, then read the sweep back (parent run + nested job runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from src.paths import CONFIG_DIR, PROJECT_ROOT
+
+TINY = [  # seconds per job, after ~15 s of imports per process
+    "data=synthetic",
+    "data.num_samples=64",
+    "trainer.max_steps=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+]
+# Issue 4's gradient-health monitor (NaN stop, `outcome=diverged`) is in this tree.
+HAS_MONITOR = (CONFIG_DIR / "monitor" / "default.yaml").is_file()
+
+
+def run_sweep(tmp_path: Path, tracking_uri: str, *overrides: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    """`python -m src.train -m <TINY> <overrides>` from the project root; outputs under `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # as a user runs it
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "src.train", "-m", f"paths.log_dir={tmp_path / 'outputs'}", *TINY, *overrides]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    (tmp_path / "sweep.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    return proc
+
+
+def tail(proc: subprocess.CompletedProcess, n: int = 3000) -> str:
+    """The end of a sweep's output, for assertion messages."""
+    return (proc.stdout + proc.stderr)[-n:]
+
+
+def sweep_runs(mlflow_client: Any) -> tuple[Any, list[Any]]:
+    """The one parent run of the store and every other run (asserts there is exactly one parent)."""
+    runs = [r for e in mlflow_client.search_experiments() for r in mlflow_client.search_runs([e.experiment_id])]
+    parents = [r for r in runs if r.data.tags.get("sweep_role") == "parent"]
+    assert len(parents) == 1, f"expected one sweep parent run, found {len(parents)}"
+    return parents[0], [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
+
+
+def load_report_script() -> Any:
+    """`scripts/report.py` as a module (its `main(argv)` is the command line)."""
+    spec = importlib.util.spec_from_file_location("report_script", PROJECT_ROOT / "scripts" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

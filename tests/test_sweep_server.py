@@ -1,0 +1,106 @@
+"""End to end over HTTP: a real `mlflow server` on 127.0.0.1, a sweep logged to it, runs read back
+through the REST API. One job fails (Adam refuses a NaN learning rate): the other still runs and the
+parent run records the failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.sweeps import run_sweep, tail
+
+MLFLOW_CLI = Path(sys.executable).parent / "mlflow"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path, _template_store: Path) -> Iterator[str]:
+    """`mlflow server` on a free port of 127.0.0.1 (sqlite backend, proxied artifacts); stopped afterwards."""
+    store = tmp_path / "server"
+    store.mkdir()
+    shutil.copy(_template_store, store / "mlflow.db")  # already migrated: the server starts in seconds
+    port = free_port()
+    cmd = [str(MLFLOW_CLI), "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+           "--artifacts-destination", (store / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST")}
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not answer within 90 s"
+            time.sleep(0.5)
+        yield url
+    finally:  # the server and its workers form the process group we started
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def rest(url: str, endpoint: str, method: str = "post", **body: object) -> dict:
+    """One call of MLflow's REST API (POST with a JSON body, or GET with query parameters)."""
+    if method == "get":
+        response = requests.get(f"{url}/api/2.0/mlflow/{endpoint}", params=body, timeout=30)
+    else:
+        response = requests.post(f"{url}/api/2.0/mlflow/{endpoint}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_sweep_against_an_mlflow_server_over_http(tmp_path: Path, mlflow_server: str) -> None:
+    proc = run_sweep(tmp_path, mlflow_server, "optim=adam", "optim.lr=0.001,nan")
+    assert proc.returncode != 0, "Hydra reports the failed job at the end of the sweep"
+    assert "Invalid learning rate" in proc.stdout + proc.stderr, tail(proc)
+
+    experiment = rest(mlflow_server, "experiments/get-by-name", "get", experiment_name="gradreg")["experiment"]
+    runs = rest(mlflow_server, "runs/search", experiment_ids=[experiment["experiment_id"]], max_results=100)["runs"]
+    tags = [{t["key"]: t["value"] for t in run["data"].get("tags", [])} for run in runs]
+    parents = [(run, t) for run, t in zip(runs, tags, strict=True) if t.get("sweep_role") == "parent"]
+    assert len(parents) == 1
+    parent, parent_tags = parents[0]
+    children = [(run, t) for run, t in zip(runs, tags, strict=True) if t.get("sweep_role") == "job"]
+    assert len(children) == 2
+    assert all(t["mlflow.parentRunId"] == parent["info"]["run_id"] for _, t in children)
+    assert all(t["sweep_id"] == parent_tags["sweep_id"] for _, t in children)
+
+    by_outcome = {t["outcome"]: run for run, t in children}
+    assert set(by_outcome) == {"completed", "failed"}
+    assert by_outcome["completed"]["info"]["status"] == "FINISHED"
+    metrics = {m["key"] for m in by_outcome["completed"]["data"]["metrics"]}
+    assert {"train/loss", "test/acc"} <= metrics
+    assert by_outcome["failed"]["info"]["status"] == "FAILED"
+
+    assert parent["info"]["status"] == "FAILED"  # closed at exit although Hydra skipped on_multirun_end
+    assert parent_tags["sweep_outcomes"] == "completed=1 failed=1"
+    assert parent_tags["sweep_all_completed"] == "false"
+
+    completed_id = by_outcome["completed"]["info"]["run_id"]
+    artifacts = rest(mlflow_server, "artifacts/list", "get", run_id=completed_id, path="config")
+    assert "config/config.yaml" in {f["path"] for f in artifacts.get("files", [])}
