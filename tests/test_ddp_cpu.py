@@ -57,4 +57,7 @@ def test_multirun_with_relaunching_ddp_is_refused(
     assert exit_info.value.code != 0
     out = "".join(capfd.readouterr())
     assert "re-launches the command line" in out and "multirun" in out, out[-2000:]
-    assert not mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    # no job run; only the sweep's parent run, which records that its jobs never started
+    assert [r.data.tags.get("sweep_role") for r in runs] == ["parent"]
+    assert runs[0].info.status == "FAILED"

@@ -59,7 +59,7 @@ def test_params_keep_full_values(compose, mlflow_client, tmp_path) -> None:
 def test_unknown_model_knob_fails_before_any_run(run_cli, mlflow_client, capsys) -> None:
     assert run_cli("model=lenet5", "+model.batch_norm=true") != 0
     err = capsys.readouterr().err
-    assert "model.batch_norm is not a setting of model lenet5" in err and "'pool'" in err
+    assert "model.batch_norm is not a setting of lenet5" in err and "'pool'" in err
     assert mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]) == []
 
 
