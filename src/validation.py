@@ -29,5 +29,24 @@ def check_model_knobs(cfg: DictConfig) -> None:
             )
 
 
+def check_monitor(cfg: DictConfig) -> None:
+    """The gradient-health monitor's settings: known keys, policies `stop|continue`, positive limits."""
+    node = cfg.get("monitor")
+    if not node or "_target_" not in node:
+        return  # monitor=off
+    from src.callbacks.health_events import Thresholds, check_settings
+
+    allowed = set(inspect.signature(get_method(node._target_)).parameters) - {"thresholds"}
+    allowed |= set(Thresholds.__dataclass_fields__)
+    for key in node:
+        if not key.startswith("_") and key not in allowed:
+            raise ConfigError(f"monitor.{key} is not a monitor setting; its settings are {sorted(allowed)}")
+    try:
+        check_settings({k: v for k, v in node.items() if not k.startswith("_")})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def validate(cfg: DictConfig) -> None:
     check_model_knobs(cfg)
+    check_monitor(cfg)
