@@ -60,7 +60,7 @@ class StatsBlock:
     steps: (n,) `trainer.global_step` at `on_before_optimizer_step` (0 = the first update).
     param_grad_norms: (n, P) L2 norm of each tracked parameter's gradient (0 where it had none).
     nonfinite_per_param: (n, P) non-finite gradient values (exact counts) or 1/0 flags per tensor.
-    loss: (n,) the data loss of the step, NaN-free only if the loss was finite (None if unknown).
+    loss: (n,) the data loss of each step (`pl_module.last_loss`); None when the module exposes none.
     weight_norms: {row: (L,) weight L2 norms} for the rows collected with weights.
     """
 
