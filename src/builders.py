@@ -41,13 +41,18 @@ def build_module(cfg: DictConfig) -> ClassificationModule:
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    return [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
+    """Every node under `cfg.callbacks`, then the gradient-health monitor (`cfg.monitor`; `monitor=off` has none)."""
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node and "_target_" in node]
+    monitor = cfg.get("monitor")
+    if monitor and "_target_" in monitor:
+        callbacks.append(instantiate(monitor))
+    return callbacks
 
 
 def build_trainer(cfg: DictConfig, run: dict[str, Any], callbacks: list[pl.Callback]) -> pl.Trainer:
-    from pytorch_lightning.loggers import MLFlowLogger
+    from src.loggers import FiniteMLFlowLogger
 
-    logger = MLFlowLogger(
+    logger = FiniteMLFlowLogger(
         experiment_name=cfg.logger.experiment_name,
         tracking_uri=run["client"].tracking_uri,
         run_id=run["run_id"],

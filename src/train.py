@@ -50,10 +50,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, run, callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
-        if any(getattr(cb, "diverged", False) for cb in callbacks):  # a health monitor stopped a diverging run
-            run["outcome"] = "diverged"
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        if cfg.test and not trainer.interrupted:
+        diverged = any(getattr(cb, "flagged", False) for cb in callbacks)  # the health monitor saw NaN/divergence
+        if diverged:
+            run["outcome"] = "diverged"
+        test_diverged = any(getattr(cb, "test_after_divergence", False) for cb in callbacks)
+        if cfg.test and not trainer.interrupted and (not diverged or test_diverged):
             ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
             results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update(results[0] if results else {})

@@ -151,15 +151,23 @@ def check_ddp_launch(cfg: DictConfig) -> list[str]:
     return []
 
 
-def check_reg_group(cfg: DictConfig) -> list[str]:
-    try:
-        check_reg(cfg)
-    except ConfigError as err:
-        return [str(err)]
-    return []
+def as_cross_check(check: Callable[[DictConfig], None]) -> CrossCheck:
+    """A group's own raising check (`check_reg`, `check_monitor`) as a cross check returning messages."""
+
+    def cross_check(cfg: DictConfig) -> list[str]:
+        try:
+            check(cfg)
+        except ConfigError as err:
+            return [str(err)]
+        return []
+
+    return cross_check
 
 
-CROSS_CHECKS: list[CrossCheck] = [check_training_length, check_split, check_resume, check_ddp_launch, check_reg_group]
+CROSS_CHECKS: list[CrossCheck] = [
+    check_training_length, check_split, check_resume, check_ddp_launch,
+    as_cross_check(lambda cfg: check_reg(cfg)), as_cross_check(lambda cfg: check_monitor(cfg)),
+]
 
 
 def register_check(check: CrossCheck) -> None:
@@ -202,6 +210,24 @@ def check_reg(cfg: DictConfig) -> None:
                 f"optim.weight_decay={decay!r} is not allowed together with reg.{name}; it must be 0 "
                 "(use reg=l2 reg.l2.mode=decoupled for decoupled weight decay, or reg.l2.mode=penalty for L2)"
             )
+
+
+def check_monitor(cfg: DictConfig) -> None:
+    """The gradient-health monitor's settings: known keys, policies `stop|continue`, positive limits."""
+    node = cfg.get("monitor")
+    if not node or "_target_" not in node:
+        return  # monitor=off
+    from src.callbacks.health_events import Thresholds, check_settings
+
+    allowed = set(inspect.signature(get_method(node._target_)).parameters) - {"thresholds"}
+    allowed |= set(Thresholds.__dataclass_fields__)
+    for key in node:
+        if not key.startswith("_") and key not in allowed:
+            raise ConfigError(f"monitor.{key} is not a monitor setting; its settings are {sorted(allowed)}")
+    try:
+        check_settings({k: v for k, v in node.items() if not k.startswith("_")})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def validate(cfg: DictConfig) -> None:

@@ -27,14 +27,14 @@ class RaiseAtStep(pl.Callback):
 
 
 class DivergeAtStep(pl.Callback):
-    """Plays a health monitor that detects divergence at `step`: sets `diverged` and stops training."""
+    """Plays a health monitor that detects divergence at `step`: sets `flagged` and stops training."""
 
     def __init__(self, step: int = 2) -> None:
-        self.step, self.diverged = step, False
+        self.step, self.flagged = step, False
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         if trainer.global_step >= self.step:
-            self.diverged, trainer.should_stop = True, True
+            self.flagged, trainer.should_stop = True, True
 
 
 class SignalAtStep(pl.Callback):

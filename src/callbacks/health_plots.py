@@ -1,0 +1,98 @@
+"""Gradient-flow pictures: a heatmap (layers x steps, log10 gradient norm) and per-layer lines.
+
+Matplotlib's Agg backend only (no display needed). Steps are thinned to at most `max_columns`
+evenly spaced ones, so a 100k-step run still draws in well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from src.callbacks.grad_stats import TINY
+
+
+def _thin(steps: np.ndarray, values: np.ndarray, max_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(steps) <= max_columns:
+        return steps, values
+    keep = np.unique(np.linspace(0, len(steps) - 1, max_columns).round().astype(int))
+    return steps[keep], values[keep]
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    """log10 of the norms; non-finite norms become NaN (drawn as 'bad' cells), zeros the floor."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.log10(np.maximum(values, TINY))
+    out[~np.isfinite(values)] = np.nan
+    return out
+
+
+def save_gradient_flow(
+    steps: np.ndarray,
+    layer_norms: np.ndarray,
+    labels: list[str],
+    out_dir: Path,
+    title: str = "",
+    max_columns: int = 2000,
+    max_ticks: int = 40,
+) -> list[Path]:
+    """Write `gradient_flow_heatmap.png` and `gradient_flow_lines.png` into `out_dir`; return their paths.
+
+    Args:
+        steps: (n,) optimizer steps.
+        layer_norms: (n, L) gradient L2 norm per step and layer, layers in forward order.
+        labels: (L,) layer labels (`03.features.6`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if len(steps) == 0 or layer_norms.shape[1] == 0:
+        return []
+    steps, layer_norms = _thin(np.asarray(steps), np.asarray(layer_norms, dtype=np.float64), max_columns)
+    logs = _log10(layer_norms)
+    n_layers = len(labels)
+    ticks = np.unique(np.linspace(0, n_layers - 1, min(n_layers, max_ticks)).round().astype(int))
+    paths = []
+
+    height = min(16.0, 2.5 + 0.18 * min(n_layers, max_ticks))
+    fig, ax = plt.subplots(figsize=(10, height))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="red")  # red cells: non-finite norms
+    image = ax.imshow(
+        np.ma.masked_invalid(logs.T), aspect="auto", interpolation="nearest", cmap=cmap, origin="upper",
+        extent=(float(steps[0]) - 0.5, float(steps[-1]) + 0.5, n_layers - 0.5, -0.5),
+    )
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=7)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("layer (forward order, input at top)")
+    ax.set_title(f"gradient flow: log10 ‖grad‖ per layer (red = NaN/Inf) {title}".strip())
+    fig.colorbar(image, ax=ax, label="log10 gradient L2 norm")
+    fig.tight_layout()
+    paths.append(out_dir / "gradient_flow_heatmap.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    colors = plt.get_cmap("plasma")(np.linspace(0, 0.9, n_layers))
+    marker = "." if len(steps) <= 100 else None  # a short run (or one that stopped early) still shows
+    for i in range(n_layers):
+        ax.plot(steps, logs[:, i], color=colors[i], lw=0.8, marker=marker, label=labels[i] if n_layers <= 12 else None)
+    bad = np.flatnonzero(~np.isfinite(layer_norms).all(axis=1))
+    if len(bad):
+        ax.axvline(steps[bad[0]], color="red", ls="--", lw=1, label="first NaN/Inf")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("log10 gradient L2 norm")
+    ax.set_title(f"per-layer gradient norms (dark = input side) {title}".strip())
+    if n_layers <= 12 or len(bad):
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        mappable = plt.cm.ScalarMappable(cmap="plasma", norm=plt.Normalize(0, (n_layers - 1) / 0.9))
+        fig.colorbar(mappable, ax=ax, label="layer depth index")
+    fig.tight_layout()
+    paths.append(out_dir / "gradient_flow_lines.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
