@@ -136,6 +136,24 @@ RULES: dict[str, Rule] = {
     "paths.data_dir": WritableDir(),
     "paths.log_dir": WritableDir(),
     "paths.output_dir": WritableDir(),
+    # monitor (src/callbacks/gradient_health.py; limits documented in src/callbacks/health_events.py)
+    "monitor.every_n_steps": Int(min=1),
+    "monitor.rel_update_every_n_steps": Int(min=0),
+    "monitor.nonfinite_count": Choice(("tensors", "values")),
+    "monitor.on_nonfinite": Choice(("stop", "continue")),
+    "monitor.on_divergence": Choice(("stop", "continue")),
+    "monitor.test_after_divergence": Bool(),
+    "monitor.plots": Bool(),
+    "monitor.max_loss": POSITIVE,
+    "monitor.max_grad_norm": POSITIVE,
+    "monitor.min_first_last_ratio": POSITIVE,
+    "monitor.min_layer_grad_norm": POSITIVE,
+    "monitor.vanishing_patience": Int(min=1),
+    "monitor.divergence_window": Int(min=1),
+    "monitor.divergence_factor": Real(min=1.0, min_open=True),
+    "monitor.divergence_min_loss": NON_NEGATIVE,
+    # model=mlp
+    "model.depth": Int(min=1),
 }
 _LAZY_LOADED = False
 

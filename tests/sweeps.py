@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from src.paths import CONFIG_DIR, PROJECT_ROOT
+from src.paths import PROJECT_ROOT
 
 TINY = [  # seconds per job, after ~15 s of imports per process
     "data=synthetic",
@@ -21,8 +21,11 @@ TINY = [  # seconds per job, after ~15 s of imports per process
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1",
 ]
-# Issue 4's gradient-health monitor (NaN stop, `outcome=diverged`) is in this tree.
-HAS_MONITOR = (CONFIG_DIR / "monitor" / "default.yaml").is_file()
+# A NaN written into the first conv's gradient at `+callbacks.poison.step` (tests/gradient_probes.py)
+NAN_AT_STEP = (
+    "+callbacks.poison._target_=tests.gradient_probes.PoisonGradient",
+    "+callbacks.poison.modules=[features.0]",
+)
 
 
 def run_sweep(tmp_path: Path, tracking_uri: str, *overrides: str, timeout: int = 400) -> subprocess.CompletedProcess:

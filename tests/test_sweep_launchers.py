@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.tracking import SWEEP_FILE
-from tests.sweeps import HAS_MONITOR, load_report_script, run_sweep, sweep_runs, tail
+from tests.sweeps import NAN_AT_STEP, load_report_script, run_sweep, sweep_runs, tail
 
 
 @pytest.fixture(scope="module")
@@ -87,24 +87,23 @@ def test_report_on_the_sweep_matches_mlflow(joblib_sweep, monkeypatch: pytest.Mo
 
 
 def test_submitit_local_sweep_runs_both_jobs_and_records_a_nan_job(tmp_path: Path, mlflow_store: str) -> None:
-    """The SLURM launcher's code path (submitit) with its local executor. Job 1's NaN learning rate
-    turns the weights to NaN after the first step: a job that diverges."""
+    """The SLURM launcher's code path (submitit) with its local executor. Job 1 gets a NaN written into
+    a gradient at step 1 (the NaN learning rate a user might try is refused before any run starts), so
+    its weights turn NaN: a job that diverges. Job 0's poison step lies past the end of training."""
     proc = run_sweep(tmp_path, mlflow_store, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-                     "optim.lr=0.05,nan")
+                     *NAN_AT_STEP, "+callbacks.poison.step=1000,1")
     assert proc.returncode == 0, tail(proc)
     parent, children = sweep_runs(MlflowClient(tracking_uri=mlflow_store))
     assert parent.data.tags["sweep_launcher"] == "LocalLauncher"
     assert len(children) == 2
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     assert all(r.info.status in ("FINISHED", "FAILED") for r in children)
-    healthy = next(r for r in children if r.data.params["optim.lr"] == "0.05")
-    diverging = next(r for r in children if r.data.params["optim.lr"] == "nan")
+    healthy = next(r for r in children if r.data.params["callbacks.poison.step"] == "1000")
+    diverging = next(r for r in children if r.data.params["callbacks.poison.step"] == "1")
     assert healthy.data.tags["outcome"] == "completed" and "test/acc" in healthy.data.metrics
     outcomes = Counter(r.data.tags["outcome"] for r in children)
     assert parent.data.tags["sweep_outcomes"] == " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
     assert parent.info.status == ("FINISHED" if outcomes == {"completed": 2} else "FAILED")
-    if HAS_MONITOR:  # issue 4's monitor stops the run at the first NaN and marks it
-        assert diverging.data.tags["outcome"] == "diverged"
-        assert parent.info.status == "FAILED"
-    else:  # without it the NaN goes unflagged: the loss shows it, the outcome cannot
-        assert math.isnan(diverging.data.metrics["train/loss"])
+    assert diverging.data.tags["outcome"] == "diverged"  # the monitor stopped it at the first NaN
+    assert diverging.data.tags["health.first_event_step"] == "1"
+    assert parent.info.status == "FAILED"

@@ -1,5 +1,5 @@
 """End to end over HTTP: a real `mlflow server` on 127.0.0.1, a sweep logged to it, runs read back
-through the REST API. One job fails (Adam refuses a NaN learning rate): the other still runs and the
+through the REST API. One job fails (an exception injected at step 1): the other still runs and the
 parent run records the failure."""
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ def rest(url: str, endpoint: str, method: str = "post", **body: object) -> dict:
 
 
 def test_sweep_against_an_mlflow_server_over_http(tmp_path: Path, mlflow_server: str) -> None:
-    proc = run_sweep(tmp_path, mlflow_server, "optim=adam", "optim.lr=0.001,nan")
+    proc = run_sweep(tmp_path, mlflow_server, "optim=adam", "+callbacks.boom._target_=tests.helpers.RaiseAtStep",
+                     "+callbacks.boom.step=1000,1")  # job 1 raises at step 1; job 0's step is past the end
     assert proc.returncode != 0, "Hydra reports the failed job at the end of the sweep"
-    assert "Invalid learning rate" in proc.stdout + proc.stderr, tail(proc)
+    assert "injected failure at step 1" in proc.stdout + proc.stderr, tail(proc)
 
     experiment = rest(mlflow_server, "experiments/get-by-name", "get", experiment_name="gradreg")["experiment"]
     runs = rest(mlflow_server, "runs/search", experiment_ids=[experiment["experiment_id"]], max_results=100)["runs"]
