@@ -25,7 +25,7 @@ ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unle
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
 study: .venv/.installed  ## the seed_grid study (45 runs, ~12 min on 2 cores), then its report (also when a job failed)
-	-$(PY) -m src.train -m experiment=seed_grid hydra/launcher=joblib hydra.launcher.n_jobs=$(or $(JOBS),2) $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m src.train -m experiment=seed_grid hydra/launcher=joblib hydra.launcher.n_jobs=$(or $(JOBS),2) $(ARGS) || true
 	$(PY) scripts/report.py
 
 report: .venv/.installed  ## report of the latest sweep (or ARGS="--sweep <id>" / "--experiment <name>")
