@@ -41,10 +41,10 @@ import torch  # noqa: E402
 from pytorch_lightning.utilities import grad_norm  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from src.callbacks import GradientHealthMonitor  # noqa: E402
-from src.loggers import FiniteMLFlowLogger  # noqa: E402
 from src.models import lenet5, resnet152, vgg19  # noqa: E402
-from src.module import ClassificationModule  # noqa: E402
+from src.monitor import GradientHealthMonitor  # noqa: E402
+from src.tracking.logger import FiniteMLFlowLogger  # noqa: E402
+from src.training.module import ClassificationModule  # noqa: E402
 
 MODES = ("none", "monitor", "lightning", "item")
 BUILDERS = {

@@ -14,95 +14,15 @@ project's sqlite store (`--tracking-uri` overrides both).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import shlex
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere: this checkout's `src`, not another one
 
-from src import report, report_plots, tracking  # noqa: E402
-
-
-def select(mlflow_client: Any, args: argparse.Namespace) -> tuple[str, Any | None, list[Any], str]:
-    """(report id, sweep parent run or None, runs, one-line description of the selection)."""
-    if args.runs:
-        runs = [mlflow_client.get_run(run_id) for run_id in args.runs]
-        parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
-        parent = mlflow_client.get_run(parents.pop()) if len(parents) == 1 and None not in parents else None
-        digest = hashlib.sha1(" ".join(sorted(args.runs)).encode()).hexdigest()[:8]
-        return f"runs-{digest}", parent, runs, f"{len(runs)} runs given by id"
-    if args.experiment:
-        exp = mlflow_client.get_experiment_by_name(args.experiment)
-        if exp is None:
-            raise SystemExit(f"no MLflow experiment named {args.experiment!r} in {mlflow_client.tracking_uri}")
-        runs = tracking.search_all_runs(mlflow_client, "", [exp.experiment_id])
-        jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
-        return args.experiment, None, jobs, f"experiment `{args.experiment}` (all its runs)"
-    sweep_id = args.sweep or report.latest_sweep_id(mlflow_client)
-    if sweep_id is None:
-        raise SystemExit(f"no sweep in {mlflow_client.tracking_uri}; run one with `python -m src.train -m ...`")
-    parent, runs = report.sweep_runs(mlflow_client, sweep_id)
-    if parent is None and not runs:
-        raise SystemExit(f"no sweep {sweep_id!r} in {mlflow_client.tracking_uri}")
-    return sweep_id, parent, runs, f"sweep `{sweep_id}`"
-
-
-def row_record(row: report.Row) -> dict[str, Any]:
-    """The figures of one table row, machine-readable (None = not measured)."""
-    return {
-        "model": row.model, "reg": row.reg, "optim": row.optim, "variant": row.variant,
-        "run_ids": [r.run_id for r in row.runs], "outcomes": dict(row.outcomes),
-        "test_acc": row.test_acc, "test_acc_mean": row.test_acc_mean, "test_acc_std": row.test_acc_std,
-        "max_grad_norm": row.max_grad_norm, "min_first_last_ratio": row.min_first_last_ratio,
-        "first_event_step": row.first_event_step, "events": dict(row.events),
-    }
-
-
-def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: list[Any], what: str,
-                 out_dir: Path, command: str) -> Path:
-    """Table, figures and `report.md` into `out_dir`; returns the markdown file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows, shared = report.build_rows(mlflow_client, runs)
-    figures = {
-        "global_grad_norm.png": report_plots.metric_over_steps(
-            mlflow_client, rows, "grad/global_norm", out_dir / "global_grad_norm.png", "global gradient norm"),
-        "train_loss.png": report_plots.metric_over_steps(
-            mlflow_client, rows, "train/loss", out_dir / "train_loss.png", "training loss (data term)"),
-        "gradient_flow.png": report_plots.gradient_flow(mlflow_client, rows, out_dir / "gradient_flow.png"),
-    }
-    (out_dir / "report.json").write_text(json.dumps({"id": report_id, "rows": [row_record(r) for r in rows]}, indent=1))
-    lines = [f"# Report: {report_id}", "",
-             f"{what} · {len(runs)} runs in {len(rows)} groups · store `{mlflow_client.tracking_uri}` · "
-             f"generated {datetime.now():%Y-%m-%d %H:%M} by `{command}`", ""]
-    if parent is not None:
-        tags = parent.data.tags
-        lines += [f"Sweep parent run `{parent.info.run_id}`: status {parent.info.status}, "
-                  f"jobs {tags.get('sweep_jobs', '?')} ({tags.get('sweep_outcomes', 'not closed yet')}).", ""]
-    if shared:
-        lines += ["Settings shared by every run: `" + " ".join(shared) + "`", ""]
-    lines += ["## Outcome and gradient health per model x regularizer", "", report.markdown_table(rows), "",
-              "Test acc: last `test/acc`, mean ± sample std over seeds (n = runs that reached the test). "
-              "Max ‖g‖: largest `grad/global_norm` of any step; min first/last: smallest `grad/first_last_ratio` "
-              "(first layer's gradient norm over the last one's); first event step: earliest health event; "
-              "events: detector counts summed over seeds. — : not measured (monitor off, or the run stopped "
-              "before it).", "",
-              "## Global gradient norm over training", "",
-              "![global gradient norm](global_grad_norm.png)" if figures["global_grad_norm.png"]
-              else "No run logged `grad/global_norm` (gradient monitor off?).", "",
-              "## Training loss", "", "![training loss](train_loss.png)", "",
-              "## Gradient flow: per-layer gradient norm at four points of training", "",
-              "![gradient flow](gradient_flow.png)" if figures["gradient_flow.png"]
-              else "No run logged per-layer `grad_norm/...` metrics.", "",
-              "Each run's own gradient-flow heatmap is an artifact of that run in MLflow.", "",
-              "## Runs", "", report.runs_table(rows), ""]
-    md = out_dir / "report.md"
-    md.write_text("\n".join(lines))
-    return md
+from src.report.document import select, write_report  # noqa: E402
+from src.tracking.client import client  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-log", action="store_true", help="do not log the report to the sweep's parent run")
     args = parser.parse_args(argv)
 
-    mlflow_client = tracking.client(args.tracking_uri)
+    mlflow_client = client(args.tracking_uri)
     report_id, parent, runs, what = select(mlflow_client, args)
     if not runs:
         raise SystemExit(f"{what}: no runs to report")

@@ -16,14 +16,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job from a composed config; return the final metrics."""
     from hydra.core.hydra_config import HydraConfig
 
-    from src.distributed import is_relaunched_rank
-    from src.tracking import client, tracking_uri
-    from src.tracking_probe import ensure_reachable
+    from src.lifecycle.ranks import is_relaunched_rank
+    from src.tracking.client import client
+    from src.tracking.reachability import ensure_reachable
+    from src.tracking.store import tracking_uri
 
     if not is_relaunched_rank():
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
 
-    from src.validation import validate
+    from src.config.validation import validate
 
     validate(cfg)  # fails here, before any run exists, on bad settings
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -32,10 +33,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     import pytorch_lightning as pl
 
-    from src.builders import build_callbacks, build_datamodule, build_module, build_trainer
-    from src.graceful_stop import GracefulStop
-    from src.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
-    from src.tracking import tracked_run, ui_command
+    from src.lifecycle.graceful_stop import GracefulStop
+    from src.lifecycle.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
+    from src.lifecycle.run_context import tracked_run
+    from src.tracking.store import ui_command
+    from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
     pl.seed_everything(cfg.seed, workers=True)
@@ -76,7 +78,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except BaseException as exc:
-        from src.signals import exit_code_if_interrupted
+        from src.lifecycle.signals import exit_code_if_interrupted
 
         code = exit_code_if_interrupted(exc)
         if code is None:

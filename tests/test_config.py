@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from src.builders import build_module
 from src.paths import CONFIG_DIR
+from src.training.builders import build_module
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, MNIST
 
-from src.data import (
+from src.training.data import (
     CIFAR10DataModule,
     DataUnavailableError,
     DigitsDataModule,

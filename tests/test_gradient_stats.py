@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.callbacks.grad_stats import GradStatsCollector, RelativeUpdateTracker, find_layers, summarize
 from src.models import lenet5, mlp
+from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, find_layers, summarize
 from tests import gradient_probes
 from tests.conftest import FAST
 

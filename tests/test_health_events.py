@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from src.callbacks.health_events import EventDetector, HealthEvent, Thresholds
-from src.validation import ConfigError, validate
+from src.config.validation import ConfigError, validate
+from src.monitor.events import EventDetector, HealthEvent, Thresholds
 from tests.conftest import FAST
 
 LABELS = ["00.a", "01.b", "02.c"]
@@ -87,8 +87,8 @@ def test_bad_monitor_settings_fail_validation_naming_the_key(compose, override: 
 
 
 def test_monitor_off_builds_no_monitor(compose) -> None:
-    from src.builders import build_callbacks
-    from src.callbacks import GradientHealthMonitor
+    from src.monitor import GradientHealthMonitor
+    from src.training.builders import build_callbacks
 
     assert build_callbacks(compose("monitor=off", "~callbacks")) == []
     [monitor] = build_callbacks(compose("~callbacks", "trainer.log_every_n_steps=7"))

@@ -21,9 +21,9 @@ def all_runs(mlflow_client) -> list:  # noqa: ANN001
 
 
 def test_reg_group_composes_any_combination(compose) -> None:
-    from src.builders import build_regularizers
-    from src.regularizers import L1, L2, Dropout, ElasticNet
-    from src.tracking import reg_label
+    from src.tracking.naming import reg_label
+    from src.training.builders import build_regularizers
+    from src.training.regularizers import L1, L2, Dropout, ElasticNet
 
     assert build_regularizers(compose()) == [] and reg_label(compose()) == "none"
     assert build_regularizers(compose("reg=[]")) == []

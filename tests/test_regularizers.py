@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.module import ClassificationModule
-from src.regularizers import L1, L2, Dropout, ElasticNet, Regularizer
+from src.training.module import ClassificationModule
+from src.training.regularizers import L1, L2, Dropout, ElasticNet, Regularizer
 
 LAM = 0.3
 
@@ -202,7 +202,7 @@ def test_dropout_scales_kept_units_in_training_and_is_identity_in_eval() -> None
 
 @pytest.mark.parametrize("model, count", [("lenet5", 2), ("vgg19", 2), ("resnet152", 1)])
 def test_dropout_modules_in_each_model_only_when_selected(compose, model: str, count: int) -> None:
-    from src.builders import build_module
+    from src.training.builders import build_module
 
     small = [] if model == "lenet5" else ["model.width=0.0625"]
     net = build_module(compose(f"model={model}", "reg=[l2,dropout]", "reg.dropout.p=0.3", *small)).net

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from src.report import MISSING, build_rows, markdown_table
+from src.report.table import MISSING, build_rows, markdown_table
 from tests.sweeps import load_report_script
 
 

@@ -11,8 +11,8 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from src.paths import CONFIG_DIR
-from src.sweep import MlflowSweepCallback, summarize
-from src.tracking import LockRetryingClient, retry_on_locked
+from src.tracking.client import LockRetryingClient, retry_on_locked
+from src.tracking.sweeps import MlflowSweepCallback, summarize
 
 
 class Flaky:
@@ -84,7 +84,7 @@ def test_slurm_launcher_and_sweep_callback_compose(compose) -> None:
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_task, launcher.cpus_per_task) == ("gpu", 1, 8)
     assert launcher.timeout_min == 240 and launcher.array_parallelism == 64
-    assert cfg.hydra.callbacks.mlflow_sweep._target_ == "src.sweep.MlflowSweepCallback"
+    assert cfg.hydra.callbacks.mlflow_sweep._target_ == "src.tracking.sweeps.MlflowSweepCallback"
 
 
 @pytest.mark.skipif(not (CONFIG_DIR / "reg").is_dir(), reason="needs issue 3's reg group (conf/reg/)")

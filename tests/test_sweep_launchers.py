@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.tracking import SWEEP_FILE
+from src.tracking.sweeps import SWEEP_FILE
 from tests.sweeps import NAN_AT_STEP, load_report_script, run_sweep, sweep_runs, tail
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from src.paths import PROJECT_ROOT
-from src.redact import redact_uri, scrub
-from src.tracking import ui_command
-from src.tracking_probe import TrackingUnavailable, ensure_reachable
+from src.tracking.reachability import TrackingUnavailable, ensure_reachable
+from src.tracking.redaction import redact_uri, scrub
+from src.tracking.store import ui_command
 
 
 def closed_port() -> int:

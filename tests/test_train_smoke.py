@@ -28,7 +28,7 @@ def test_each_model_trains_and_is_tracked(run_cli, mlflow_client, model: str) ->
 def test_fast_dev_run_per_model(compose, tmp_path, model: str) -> None:
     import pytorch_lightning as pl
 
-    from src.builders import build_datamodule, build_module
+    from src.training.builders import build_datamodule, build_module
 
     thin = [] if model == "lenet5" else ["model.width=0.0625"]
     cfg = compose(f"model={model}", "data=synthetic", "data.num_samples=64", "data.image_size=32", *thin)
@@ -43,7 +43,8 @@ def test_fast_dev_run_per_model(compose, tmp_path, model: str) -> None:
 def test_params_keep_full_values(compose, mlflow_client, tmp_path) -> None:
     from omegaconf import OmegaConf, open_dict
 
-    from src.tracking import flatten, start_run
+    from src.tracking.params import flatten
+    from src.tracking.runs import start_run
 
     cfg = compose(f"paths.output_dir={tmp_path}")
     long_value = "x" * 1000  # Lightning's MLFlowLogger would cut this at 250 characters

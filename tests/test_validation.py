@@ -16,9 +16,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src  # noqa: F401 - registers the config resolvers
-from src.config_schema import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir, rule_for
+from src.config.schema import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir, rule_for
+from src.config.validation import ConfigError, leaves, validate
 from src.paths import CONFIG_DIR
-from src.validation import ConfigError, leaves, validate
 
 UNDER_A_FILE = str(Path(__file__).resolve() / "sub")  # a "directory" inside a regular file: never writable
 SKIPPED_GROUPS = {"hydra", "experiment"}  # Hydra's own settings; experiments only select other groups
@@ -148,7 +148,7 @@ def test_every_key_refuses_a_bad_value(key: str) -> None:
 
 def test_every_key_of_every_group_has_a_rule() -> None:
     missing = sorted(k for k in KEYS if k not in META_KEYS and rule_for(k) is None)
-    assert not missing, f"keys without a validation rule (add them in src/config_schema.py): {missing}"
+    assert not missing, f"keys without a validation rule (add them in src/config/schema.py): {missing}"
     assert {"data.batch_size", "optim.betas", "sched.gamma", "trainer.strategy.process_group_backend"} <= set(KEYS)
 
 

@@ -6,12 +6,13 @@ How the pieces meet Lightning 2.x:
 - SIGINT has no such path in Lightning (Ctrl-C raises KeyboardInterrupt mid-step, Lightning then
   calls `sys.exit(1)`), so the first SIGINT only records the request and `GracefulStop` raises
   `RunInterrupted` at the start of the next batch, where the state is exactly "N steps done".
-- On either stop `GracefulStop.on_exception` (src/graceful_stop.py) saves `last.ckpt` beside the run's checkpoints.
+- On either stop `GracefulStop.on_exception` (src/lifecycle/graceful_stop.py) saves `last.ckpt` beside
+  the run's checkpoints.
 - A second signal, or one outside `fit`, raises KeyboardInterrupt at once (no new checkpoint).
 `tracked_run` maps all of these (see `is_interrupt`) to status KILLED, `outcome=interrupted`.
 
 This module stays free of heavy imports: the entry point asks it about every exception, even
-one raised before Lightning was ever imported. The callback lives in `src/graceful_stop.py`.
+one raised before Lightning was ever imported. The callback lives in `src/lifecycle/graceful_stop.py`.
 """
 
 from __future__ import annotations

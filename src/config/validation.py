@@ -1,7 +1,7 @@
 """Checks on a composed config that must pass before anything trains or any run is created.
 
 Three kinds of check, all collected before anything is reported:
-- every leaf value against its rule in `src/config_schema.py` (types, ranges, enums, paths);
+- every leaf value against its rule in `src/config/schema.py` (types, ranges, enums, paths);
 - every `_target_` node's keys against the arguments its target accepts (typos, stray `+key=`);
 - settings that only make sense together (`register_check` adds more, e.g. from the reg group).
 
@@ -19,7 +19,7 @@ from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config_schema import problem
+from src.config.schema import problem
 
 RESERVED_KNOBS = {"model": {"dropout"}}  # set by structural regularizers, never by the model config
 CrossCheck = Callable[[DictConfig], list[str]]
@@ -134,7 +134,7 @@ def check_resume(cfg: DictConfig) -> list[str]:
 
 def check_ddp_launch(cfg: DictConfig) -> list[str]:
     """Lightning's `ddp` re-runs `sys.argv` for the other ranks; inside a Hydra multirun that re-runs the sweep."""
-    from src.distributed import relaunches_argv
+    from src.lifecycle.ranks import relaunches_argv
 
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -182,7 +182,7 @@ def check_reg(cfg: DictConfig) -> None:
     torch's optimizers would decay every parameter (biases and norm layers too) on top of the
     selected penalty, and the run would not measure what its `reg` tag says.
     """
-    from src.regularizers import Regularizer
+    from src.training.regularizers import Regularizer
 
     for name, node in (cfg.get("reg") or {}).items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -192,7 +192,7 @@ def check_reg(cfg: DictConfig) -> None:
         except Exception as exc:  # noqa: BLE001 - hydra wraps import errors in several types
             raise ConfigError(f"reg.{name}._target_={node._target_!r} cannot be imported: {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
-            raise ConfigError(f"reg.{name}._target_={node._target_!r} is not a src.regularizers.Regularizer")
+            raise ConfigError(f"reg.{name}._target_={node._target_!r} is not a src.training.regularizers.Regularizer")
         allowed = set(inspect.signature(cls).parameters)
         for key in node:
             if key.startswith("_"):
@@ -210,11 +210,11 @@ def check_reg(cfg: DictConfig) -> None:
 
 
 def check_monitor(cfg: DictConfig) -> None:
-    """The gradient-health monitor's keys (its values have rules in src/config_schema.py, checked first)."""
+    """The gradient-health monitor's keys (its values have rules in src/config/schema.py, checked first)."""
     node = cfg.get("monitor")
     if not node or "_target_" not in node:
         return  # monitor=off
-    from src.callbacks.health_events import Thresholds
+    from src.monitor.events import Thresholds
 
     allowed = set(inspect.signature(get_method(node._target_)).parameters) - {"thresholds"}
     allowed |= set(Thresholds.__dataclass_fields__)

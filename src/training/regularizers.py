@@ -39,7 +39,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-# key -> (is the value allowed, what is allowed); shared by the classes and by src/validation.py
+# key -> (is the value allowed, what is allowed); shared by the classes and by src/config/validation.py
 SETTING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strength": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "l1_ratio": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),

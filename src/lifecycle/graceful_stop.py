@@ -1,4 +1,4 @@
-"""The Lightning side of a clean stop (see `src/signals.py`): raise at a step boundary, save `last.ckpt`."""
+"""The Lightning side of a clean stop (see `src/lifecycle/signals.py`): raise at a step boundary, save `last.ckpt`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from src.signals import STOP, RunInterrupted
+from src.lifecycle.signals import STOP, RunInterrupted
 
 
 class GracefulStop(pl.Callback):

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from src.redact import redact_uri
+from src.tracking.redaction import redact_uri
 
 TIMEOUT_ENV = "GRADREG_TRACKING_TIMEOUT"  # seconds the probe waits for an answer
 DEFAULT_TIMEOUT_S = 5.0

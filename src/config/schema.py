@@ -1,6 +1,6 @@
 """What each config value may be: one rule per key, found by dotted-key pattern.
 
-The rule types live in `src/config_rules.py`; every failure reads
+The rule types live in `src/config/rules.py`; every failure reads
 `<key>=<value> is not allowed; it must be <what is allowed>`. Patterns are `fnmatch` globs over
 dotted keys (`reg.*.strength` matches `reg.l1.strength` and `reg.elasticnet.strength`).
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from src.config_rules import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir
+from src.config.rules import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir
 
 __all__ = [  # the rule types are re-exported so a group's code needs one import
     "AnyOf", "Bool", "Choice", "Int", "Pair", "Predicate", "Real", "Rule", "Text", "WritableDir",
@@ -40,7 +40,7 @@ def _code_defined_rules() -> dict[str, Rule]:
 
     from src.models.common import ACTIVATIONS, INITS
     from src.models.lenet import POOLS
-    from src.regularizers import SETTING_RULES
+    from src.training.regularizers import SETTING_RULES
 
     precisions = tuple(v for literal in get_args(_PRECISION_INPUT) for v in get_args(literal))
     return {

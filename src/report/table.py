@@ -12,7 +12,7 @@ optimizer (x any other override that varies). Its figures come from the runs' ML
 - events: the final `events/<kind>` counts (running counts) summed over its runs.
 
 Anything a run did not log (no gradient monitor, stopped before testing) is `None`, shown "—".
-Plots live in `src/report_plots.py`; the command line in `scripts/report.py`.
+Plots live in `src/report/plots.py`; the command line in `scripts/report.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from src.tracking import search_all_runs
+from src.tracking.client import search_all_runs
 
 MISSING = "—"
 AXES = {"seed", "model", "reg", "optim", "study/model", "study/arm"}  # the table's own columns (and seeds)

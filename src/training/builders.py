@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from src.module import ClassificationModule
+from src.training.module import ClassificationModule
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -50,7 +50,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_trainer(cfg: DictConfig, run: dict[str, Any], callbacks: list[pl.Callback]) -> pl.Trainer:
-    from src.loggers import FiniteMLFlowLogger
+    from src.tracking.logger import FiniteMLFlowLogger
 
     logger = FiniteMLFlowLogger(
         experiment_name=cfg.logger.experiment_name,

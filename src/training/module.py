@@ -1,7 +1,7 @@
 """One LightningModule for every architecture: cross-entropy, accuracy, optimizer and scheduler
 from the config, and the extension points where regularizers plug in.
 
-Regularizers are objects that follow a small protocol (see `src/regularizers.py`); this module
+Regularizers are objects that follow a small protocol (see `src/training/regularizers.py`); this module
 sums their penalties and calls their post-step hooks without knowing any of them by name.
 """
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.regularizers import weight_statistics
+from src.training.regularizers import weight_statistics
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -31,7 +31,7 @@ class ClassificationModule(pl.LightningModule):
         scheduler: a partial that takes the optimizer, or None.
         num_classes: for the accuracy metric.
         regularizers: objects with `penalty(net) -> Tensor | None`, `before_step(net, optimizer)`,
-            `after_step(net, optimizer)` and `penalized(net)` (see `src/regularizers.py`).
+            `after_step(net, optimizer)` and `penalized(net)` (see `src/training/regularizers.py`).
     """
 
     def __init__(

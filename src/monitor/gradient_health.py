@@ -27,9 +27,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from src.callbacks.grad_stats import GradStatsCollector, RelativeUpdateTracker, StatsBlock, summarize
-from src.callbacks.health_events import KINDS, EventDetector, HealthEvent, Thresholds, check_settings
-from src.callbacks.health_plots import save_gradient_flow
+from src.monitor.events import KINDS, EventDetector, HealthEvent, Thresholds, check_settings
+from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, StatsBlock, summarize
+from src.monitor.plots import save_gradient_flow
 
 FLAGGING_KINDS = ("nonfinite", "divergence")  # these mark a run `diverged`, whatever the policy
 

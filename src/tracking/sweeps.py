@@ -17,6 +17,7 @@ import atexit
 import json
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,38 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src import tracking
+from src.tracking.client import client, log_batch, search_all_runs
+from src.tracking.params import git_commit
+from src.tracking.store import get_or_create_experiment, tracking_uri
+
+SWEEP_FILE = "mlflow_sweep.json"  # written by the sweep callback into the sweep dir, read by every job
+
+
+def read_sweep_file(sweep_dir: Path) -> dict[str, Any]:
+    """What the sweep callback recorded for this sweep ({} when it did not run)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def sweep_context() -> dict[str, Any]:
+    """For a multirun job: its number plus the sweep callback's record; {} for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hydra_cfg = HydraConfig.get()
+    return {**read_sweep_file(Path(hydra_cfg.sweep.dir)), "job_num": hydra_cfg.job.num}
+
+
+def sweep_tags(sweep: Mapping[str, Any]) -> dict[str, str]:
+    """Tags that nest a job's run under its sweep's parent run (none for single runs)."""
+    tags = {"sweep_role": "job", "sweep_job": str(sweep["job_num"])} if "job_num" in sweep else {}
+    if sweep.get("sweep_id"):
+        tags["sweep_id"] = sweep["sweep_id"]
+    if sweep.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = sweep["parent_run_id"]
+    return tags
 
 
 def new_sweep_id() -> str:
@@ -65,13 +97,13 @@ class MlflowSweepCallback(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        uri = tracking.tracking_uri()
-        mlflow_client = tracking.client(uri)
+        uri = tracking_uri()
+        mlflow_client = client(uri)
         mlflow_client.search_experiments(max_results=1)  # creates and migrates a new sqlite store now
-        experiment_id = tracking.get_or_create_experiment(mlflow_client, config.logger.experiment_name)
+        experiment_id = get_or_create_experiment(mlflow_client, config.logger.experiment_name)
         sweep_id = new_sweep_id()
         overrides = " ".join(config.hydra.overrides.task)
-        commit = tracking.git_commit()
+        commit = git_commit()
         tags = {
             "sweep_id": sweep_id,
             "sweep_role": "parent",
@@ -87,7 +119,7 @@ class MlflowSweepCallback(Callback):
             params = config.hydra.sweeper.get("params")
             record = {"sweep_id": sweep_id, "overrides": overrides, "sweeper_params": params or {}}
             mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(record)), "config/sweep.yaml")
-            (sweep_dir / tracking.SWEEP_FILE).write_text(json.dumps(info, indent=2) + "\n")
+            (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2) + "\n")
         except BaseException:  # Hydra turns a callback's exception into a warning: leave no dangling parent
             mlflow_client.set_terminated(run_id, "FAILED")
             raise
@@ -110,7 +142,7 @@ class MlflowSweepCallback(Callback):
         if jobs > len(children):  # started, but failed before its run existed (e.g. a bad setting)
             outcomes["no_run"] += jobs - len(children)
         text, status = summarize(outcomes, jobs)
-        tracking.log_batch(
+        log_batch(
             mlflow_client,
             parent,
             tags={"sweep_jobs": jobs, "sweep_outcomes": text, "sweep_all_completed": str(status == "FINISHED").lower()},
@@ -121,4 +153,4 @@ class MlflowSweepCallback(Callback):
 
 def child_runs(mlflow_client: Any, parent_run_id: str) -> list[Any]:
     """Every run nested under `parent_run_id`, in any experiment of the store."""
-    return tracking.search_all_runs(mlflow_client, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    return search_all_runs(mlflow_client, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.callbacks.grad_stats import TINY
+from src.monitor.grad_stats import TINY
 
 
 def _thin(steps: np.ndarray, values: np.ndarray, max_columns: int) -> tuple[np.ndarray, np.ndarray]:

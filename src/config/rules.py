@@ -1,6 +1,6 @@
 """Rule types for config values: each knows whether a value is allowed and how to say what is.
 
-Used by the rule table in `src/config_schema.py`; every failure reads
+Used by the rule table in `src/config/schema.py`; every failure reads
 `<key>=<value> is not allowed; it must be <Rule.explain()>`.
 """
 

@@ -64,7 +64,7 @@ def get_run_or_none(mlflow_client, run_id: str) -> Any:  # noqa: ANN001
 
 def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
     """Where training starts from and which run it continues, from `resume` / `ckpt_path`."""
-    from src.redact import redact_uri
+    from src.tracking.redaction import redact_uri
 
     if cfg.get("resume"):
         run_id = str(cfg.resume)

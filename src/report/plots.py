@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from src.report import Row, stored_value  # noqa: E402
+from src.report.table import Row, stored_value  # noqa: E402
 
 LAYER_PREFIX = "grad_norm/"
 FLOW_POINTS = 4  # points in training shown in the gradient-flow panels

@@ -1,0 +1,1 @@
+"""A run from start to end: the run context and its outcome, signals, graceful stop, resume, DDP ranks."""

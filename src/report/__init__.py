@@ -1,0 +1,1 @@
+"""Sweep comparison tables and figures, read from MLflow (`scripts/report.py` is the command line)."""

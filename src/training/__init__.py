@@ -1,0 +1,1 @@
+"""The LightningModule, the regularizers, the data modules and the builders that turn a config into them."""

@@ -1,0 +1,126 @@
+"""Shared data-module plumbing: seeded stratified splits, loaders, and the error for missing data.
+
+Every module yields 32x32 (or `image_size`) float images, normalized, with seeded stratified
+train/val/test splits, and checks that the shape settings it is given match the data it has,
+so the `model` config (which reads them by interpolation) always fits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+
+OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset's files are missing and could not be downloaded."""
+
+
+def stratified_split(
+    labels: np.ndarray, fractions: tuple[float, ...], seed: int
+) -> list[np.ndarray]:
+    """Indices split by `fractions` (the rest goes first), each part keeping class proportions."""
+    idx = np.arange(len(labels))
+    parts: list[np.ndarray] = []
+    rest, rest_labels = idx, labels
+    for frac in fractions:
+        if frac <= 0:
+            parts.append(np.array([], dtype=int))
+            continue
+        size = max(1, int(round(frac * len(labels))))
+        counts = np.unique(rest_labels, return_counts=True)[1]
+        stratify = rest_labels if size >= len(counts) and counts.min() >= 2 else None  # too few to stratify
+        rest, part = train_test_split(rest, test_size=size, stratify=stratify, random_state=seed)
+        rest_labels = labels[rest]
+        parts.append(np.sort(part))
+    return [np.sort(rest), *parts]
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Shared loader plumbing; subclasses fill `self.train_set`, `self.val_set`, `self.test_set`."""
+
+    name = "data"
+    fixed_shape: tuple[int, int, int] | None = None  # (in_channels, num_classes, image_size)
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 32,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size!r} is not allowed; it must be an integer >= 1")
+        if self.fixed_shape is not None and (in_channels, num_classes, image_size) != self.fixed_shape:
+            c, k, s = self.fixed_shape
+            raise ValueError(
+                f"data={self.name} has in_channels={c}, num_classes={k}, image_size={s}; "
+                f"got {in_channels}, {num_classes}, {image_size}"
+            )
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.in_channels, self.num_classes, self.image_size = in_channels, num_classes, image_size
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def _loader(self, ds: Dataset | None, train: bool) -> DataLoader:
+        assert ds is not None, "setup() has not run"
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            generator=gen if train else None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+
+class TensorSplitDataModule(ImageDataModule):
+    """Data that fits in memory as one tensor pair, split into train/val/test by stratified sampling."""
+
+    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for key, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 <= frac < 1:
+                raise ValueError(f"data.{key}={frac!r} is not allowed; it must lie in [0, 1)")
+        if val_fraction + test_fraction >= 1:
+            raise ValueError("data.val_fraction + data.test_fraction must be < 1")
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    def load_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (N, C, H, W) float, normalized; labels (N,) int64."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        x, y = self.load_tensors()
+        train, val, test = stratified_split(y.numpy(), (self.val_fraction, self.test_fraction), self.seed)
+        full = TensorDataset(x, y)
+        self.train_set, self.val_set, self.test_set = (Subset(full, i.tolist()) for i in (train, val, test))
