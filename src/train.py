@@ -25,6 +25,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
 
     from src.config.validation import validate
+    from src.lifecycle.resume_overrides import compose_for_resume
+
+    cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
 
     validate(cfg)  # fails here, before any run exists, on bad settings
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -34,16 +37,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import pytorch_lightning as pl
 
     from src.lifecycle.graceful_stop import GracefulStop
-    from src.lifecycle.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
+    from src.lifecycle.reaper import reap_at_start
+    from src.lifecycle.resume import (
+        RunIdentity,
+        check_checkpoint_fits,
+        checkpoint_dir,
+        plan_resume,
+        record_checkpoint_dir,
+    )
     from src.lifecycle.run_context import tracked_run
     from src.tracking.store import ui_command
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
+    if not is_relaunched_rank():
+        reap_at_start(cfg, client())  # close runs whose process died (`lost`): one search of RUNNING runs
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
     module = build_module(cfg)
+    check_checkpoint_fits(plan, module)  # a checkpoint for another model fails here, the run untouched
     resume = (plan.run_id, plan.ckpt_path) if plan.run_id else None
     with tracked_run(cfg, choices, overrides, resume=resume) as run:
         callbacks = build_callbacks(cfg)
@@ -78,12 +91,12 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except BaseException as exc:
-        from src.lifecycle.signals import exit_code_if_interrupted
+        from src.lifecycle.exits import exit_for
 
-        code = exit_code_if_interrupted(exc)
-        if code is None:
+        replacement = exit_for(exc)  # 130/143 after SIGINT/SIGTERM, a one-line message for a full disk
+        if replacement is None:
             raise
-        raise SystemExit(code) from None  # 130 after SIGINT, 143 after SIGTERM, as shells report them
+        raise replacement from None
     return metrics.get(cfg.get("optimized_metric") or "test/acc")
 
 
