@@ -44,11 +44,31 @@ def disk_full_error(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def disk_full_line(error: BaseException, run_id: str | None) -> str:
-    """One line: what could not be written, where, and what became of the run."""
-    where = getattr(error, "filename", None)
+def full_folder(candidates: list[str]) -> str | None:
+    """The first of these folders whose file system has (next to) no space left (< 1 MiB available)."""
+    for folder in candidates:
+        path = folder.removeprefix("file://")
+        while path and not os.path.exists(path):
+            path = os.path.dirname(path)
+        try:
+            stats = os.statvfs(path)
+        except (OSError, ValueError):
+            continue
+        if stats.f_bavail * stats.f_frsize < 2**20:
+            return folder.removeprefix("file://")
+    return None
+
+
+def disk_full_line(error: BaseException, run_id: str | None, candidates: list[str] | None = None) -> str:
+    """One line: what could not be written, where, and what became of the run.
+
+    The error names its file when the write failed on opening it; a failed copy (an artifact) often
+    does not, and then the first full folder among `candidates` (artifact root, checkpoints) is named.
+    """
+    where = getattr(error, "filename", None) or full_folder(candidates or [])
     what = f"writing {where}" if where else "writing"
-    run = f"run {run_id} ended FAILED (outcome=failed); what it logged before is kept" if run_id else "no run was made"
+    run = (f"run {run_id} ended FAILED (outcome=failed); what it logged before is kept" if run_id
+           else "nothing was trained; a run it made is FAILED")
     hint = f"; free space, then: python -m src.train resume={run_id}" if run_id else ""
     return f"gradreg: no space left on the device while {what}: {run}{hint}"
 

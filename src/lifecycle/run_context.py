@@ -55,7 +55,7 @@ def tracked_run(
             close_after(mlflow_client, run_id, exc)
             full = disk_full_error(exc)
             if full is not None:
-                raise DiskFull(disk_full_line(full, run_id)) from exc
+                raise DiskFull(disk_full_line(full, run_id, written_places(mlflow_client, run_id))) from exc
             raise
         else:
             heartbeat.stop()
@@ -64,6 +64,15 @@ def tracked_run(
             heartbeat.stop()
             os.environ.pop(RUN_ID_ENV, None)
             retally_parent(mlflow_client, run_id)
+
+
+def written_places(mlflow_client: Any, run_id: str) -> list[str]:
+    """Where this run writes files: its artifact root and its checkpoint folder."""
+    try:
+        run = mlflow_client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - only used to word a message
+        return []
+    return [p for p in (run.info.artifact_uri, run.data.tags.get("checkpoint_dir")) if p]
 
 
 def close_after(mlflow_client: Any, run_id: str, exc: BaseException) -> None:
