@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     if not is_relaunched_rank():
-        reap_at_start(cfg, client())  # close runs whose process died (`lost`): one search of RUNNING runs
+        reap_at_start(client())  # close runs whose process died (`lost`): one search of RUNNING runs
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)

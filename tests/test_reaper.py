@@ -85,16 +85,21 @@ def test_heartbeat_thread_moves_the_tag(mlflow_client) -> None:  # noqa: ANN001
     assert abs((datetime.now(UTC) - beat).total_seconds()) < 5
 
 
-@pytest.mark.parametrize(("node", "message"), [
-    ({"heartbeat_s": 0}, "liveness.heartbeat_s=0 is not allowed; it must be a number of seconds > 0"),
-    ({"lost_after_s": "soon"}, "liveness.lost_after_s='soon' is not allowed"),
-    ({"heartbeat_s": 60, "lost_after_s": 90}, "at least twice liveness.heartbeat_s=60"),
-    ({"reap": "yes"}, "liveness.reap='yes' is not allowed; it must be true or false"),
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"GRADREG_HEARTBEAT_S": "0"}, "GRADREG_HEARTBEAT_S='0' is not allowed; it must be a number of seconds > 0"),
+    ({"GRADREG_LOST_AFTER_S": "soon"}, "GRADREG_LOST_AFTER_S='soon' is not allowed"),
+    ({"GRADREG_HEARTBEAT_S": "60", "GRADREG_LOST_AFTER_S": "90"}, "at least twice GRADREG_HEARTBEAT_S=60"),
+    ({"GRADREG_REAP": "maybe"}, "GRADREG_REAP='maybe' is not allowed; it must be 1 or 0"),
 ])
-def test_bad_liveness_settings_are_named(node: dict, message: str) -> None:
-    with pytest.raises(ValueError, match="liveness") as err:
-        liveness_settings({"liveness": node})
+def test_bad_liveness_settings_are_named(environ: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="GRADREG_") as err:
+        liveness_settings(environ)
     assert message in str(err.value)
+
+
+def test_liveness_defaults() -> None:
+    assert liveness_settings({}) == (60.0, 900.0, True)
+    assert liveness_settings({"GRADREG_REAP": "0", "GRADREG_HEARTBEAT_S": "5"}) == (5.0, 900.0, False)
 
 
 def test_a_sigkilled_run_is_closed_by_the_next_start(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:

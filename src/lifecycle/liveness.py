@@ -117,7 +117,7 @@ class Heartbeat:
 
     def __init__(self, mlflow_client: Any, run_id: str, every_s: float = DEFAULT_HEARTBEAT_S) -> None:
         if not every_s > 0:
-            raise ValueError(f"liveness.heartbeat_s={every_s!r} is not allowed; it must be a number of seconds > 0")
+            raise ValueError(f"heartbeat every_s={every_s!r} is not allowed; it must be a number of seconds > 0")
         self.client, self.run_id, self.every_s = mlflow_client, run_id, float(every_s)
         self.beats = 0  # successful writes, for tests and diagnostics
         self._stop = threading.Event()

@@ -13,17 +13,20 @@ would stay RUNNING for ever. The reaper finds such runs from their liveness tags
 
 It costs one search for RUNNING runs (plus one listing of the experiments), so it runs at every
 `python -m src.train`, at every sweep start and end, and as `python -m src.reap` (`make reap`).
+Settings: GRADREG_HEARTBEAT_S, GRADREG_LOST_AFTER_S, GRADREG_REAP (below).
 A sweep parent whose job it closed gets its tally recounted (`src/tracking/sweep_tally.py`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from src.lifecycle.liveness import (
+    DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
     HOST_TAG,
     PID_START_TAG,
@@ -38,6 +41,11 @@ from src.lifecycle.liveness import (
 
 DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"
+# Operating settings, not experiment settings (they are no params of a run), so the environment
+# holds them, as for GRADREG_TRACKING_TIMEOUT: set them once in a cluster's job setup.
+HEARTBEAT_ENV = "GRADREG_HEARTBEAT_S"  # seconds between heartbeats (default 60)
+LOST_AFTER_ENV = "GRADREG_LOST_AFTER_S"  # seconds of silence after which another host's run is lost (default 900)
+REAP_ENV = "GRADREG_REAP"  # 0: no automatic reaping at run/sweep start and sweep end (python -m src.reap still works)
 
 
 @dataclass(frozen=True)
@@ -56,19 +64,31 @@ def liveness_snapshot(tags: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(tags.get(key, "") for key in (HOST_TAG, PID_TAG, PID_START_TAG, HEARTBEAT_TAG))
 
 
-def liveness_settings(cfg: Mapping[str, Any] | None) -> tuple[float, float, bool]:
-    """(heartbeat_s, lost_after_s, reap) from the config's `liveness` node, checked; defaults when absent."""
-    node = (cfg or {}).get("liveness") or {}
-    heartbeat_s, lost_after_s, reap = node.get("heartbeat_s", 60), node.get("lost_after_s", 900), node.get("reap", True)
-    for key, value in (("heartbeat_s", heartbeat_s), ("lost_after_s", lost_after_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"liveness.{key}={value!r} is not allowed; it must be a number of seconds > 0")
-    if not isinstance(reap, bool):
-        raise ValueError(f"liveness.reap={reap!r} is not allowed; it must be true or false")
+def env_seconds(name: str, default: float, environ: Mapping[str, str]) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={text!r} is not allowed; it must be a number of seconds > 0 (default {default:g})")
+    return value
+
+
+def liveness_settings(environ: Mapping[str, str] | None = None) -> tuple[float, float, bool]:
+    """(heartbeat_s, lost_after_s, reap) from the environment, checked (see `LIVENESS_ENV`)."""
+    environ = os.environ if environ is None else environ
+    heartbeat_s = env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S, environ)
+    lost_after_s = env_seconds(LOST_AFTER_ENV, DEFAULT_LOST_AFTER_S, environ)
+    reap_text = environ.get(REAP_ENV, "1").strip().lower() or "1"
+    if reap_text not in ("1", "0", "true", "false", "yes", "no"):
+        raise ValueError(f"{REAP_ENV}={reap_text!r} is not allowed; it must be 1 or 0 (true/false, yes/no)")
     if lost_after_s < 2 * heartbeat_s:
-        raise ValueError(f"liveness.lost_after_s={lost_after_s!r} is not allowed; it must be at least twice "
-                         f"liveness.heartbeat_s={heartbeat_s!r}, or live runs on other hosts would be closed")
-    return float(heartbeat_s), float(lost_after_s), reap
+        raise ValueError(f"{LOST_AFTER_ENV}={lost_after_s:g} is not allowed; it must be at least twice "
+                         f"{HEARTBEAT_ENV}={heartbeat_s:g}, or live runs on other hosts would be closed")
+    return heartbeat_s, lost_after_s, reap_text in ("1", "true", "yes")
 
 
 def runs_here(tags: Mapping[str, str]) -> bool:
@@ -159,9 +179,9 @@ def reap(mlflow_client: Any = None, lost_after_s: float = DEFAULT_LOST_AFTER_S, 
     return closed
 
 
-def reap_at_start(cfg: Mapping[str, Any] | None, mlflow_client: Any = None) -> list[LostRun]:
-    """The reaper as a run or sweep starts, unless `liveness.reap=false`; never fails the start."""
-    _, lost_after_s, enabled = liveness_settings(cfg)
+def reap_at_start(mlflow_client: Any = None) -> list[LostRun]:
+    """The reaper as a run or sweep starts, unless GRADREG_REAP=0; never fails the start."""
+    _, lost_after_s, enabled = liveness_settings()
     if not enabled:
         return []
     try:

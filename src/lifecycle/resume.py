@@ -71,7 +71,7 @@ def refuse_live_run(run: Any, cfg: DictConfig) -> None:
 
     if run.info.status != "RUNNING":
         return
-    _, lost_after_s, _ = liveness_settings(cfg)
+    _, lost_after_s, _ = liveness_settings()
     tags = run.data.tags
     if lost_reason(tags, run.info.start_time or 0, lost_after_s, datetime.now(UTC)) is None:
         where = f"pid {tags.get('pid', '?')} on {tags.get('host', '?')}, last heartbeat {tags.get('heartbeat', '?')}"

@@ -64,8 +64,8 @@ def merge_overrides(stored: list[str], typed: list[str]) -> list[str]:
 
 def compose_for_resume(cfg: DictConfig) -> DictConfig:
     """The config for `resume=<run_id>`: composed again with the run's stored overrides; else `cfg` as is."""
-    if not cfg.get("resume"):
-        return cfg
+    if not cfg.get("resume") or cfg.get("ckpt_path"):
+        return cfg  # nothing to restore; or both set, which validation refuses with its own message
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 

@@ -27,7 +27,7 @@ def tracked_run(
     all re-raise, a full disk as `DiskFull` with a one-line message.
 
     While the run is open it carries this process's liveness tags and a heartbeat thread
-    (`liveness.heartbeat_s`), so that the reaper can close it should the process die unseen.
+    (GRADREG_HEARTBEAT_S), so that the reaper can close it should the process die unseen.
     """
     from src.lifecycle.ranks import RUN_ID_ENV, is_relaunched_rank, shared_run_id
 
@@ -39,7 +39,7 @@ def tracked_run(
     from src.lifecycle.reaper import liveness_settings
     from src.lifecycle.signals import stop_on_signals
 
-    heartbeat_s, _, _ = liveness_settings(cfg)
+    heartbeat_s, _, _ = liveness_settings()
     with stop_on_signals():
         if resume:
             mlflow_client, run_id = resume_run(cfg, overrides, *resume, process=process_tags())

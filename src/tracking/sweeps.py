@@ -116,13 +116,13 @@ class MlflowSweepCallback(Callback):
         from src.lifecycle.liveness import Heartbeat, process_tags
         from src.lifecycle.reaper import liveness_settings, reap_at_start
 
-        heartbeat_s, _, _ = liveness_settings(config)
+        heartbeat_s, _, _ = liveness_settings()
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         uri = tracking_uri()
         mlflow_client = client(uri)
         mlflow_client.search_experiments(max_results=1)  # creates and migrates a new sqlite store now
-        reap_at_start(config, mlflow_client)
+        reap_at_start(mlflow_client)
         experiment_id = get_or_create_experiment(mlflow_client, config.logger.experiment_name)
         sweep_id = new_sweep_id()
         overrides = " ".join(config.hydra.overrides.task)
@@ -151,8 +151,7 @@ class MlflowSweepCallback(Callback):
             raise
         heartbeat = Heartbeat(mlflow_client, run_id, heartbeat_s).start()
         self._open = {**info, "client": mlflow_client, "sweep_dir": sweep_dir, "heartbeat": heartbeat,
-                      "planned": int(tags[PLANNED_TAG]),
-                      "liveness": OmegaConf.to_container(config.get("liveness") or {}, resolve=True)}
+                      "planned": int(tags[PLANNED_TAG])}
         atexit.register(self.close)  # Hydra skips on_multirun_end when a job raised
         print(f"MLflow sweep {sweep_id}: parent run {run_id} in experiment {config.logger.experiment_name}")
 
@@ -173,7 +172,7 @@ class MlflowSweepCallback(Callback):
         state, self._open = self._open, None
         state["heartbeat"].stop()
         mlflow_client, parent = state["client"], state["parent_run_id"]
-        _, lost_after_s, enabled = liveness_settings({"liveness": state["liveness"]})
+        _, lost_after_s, enabled = liveness_settings()
         if enabled:
             running = [r.info.run_id for r in child_runs(mlflow_client, parent) if r.info.status == "RUNNING"]
             if running:
