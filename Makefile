@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 UI_HOST ?= 127.0.0.1
 
-.PHONY: install train test ui study report reap lint clean
+.PHONY: install train test lint ui study report reap clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -16,9 +16,11 @@ install: .venv/.installed  ## create .venv with the project installed editable (
 train: .venv/.installed  ## LeNet-5 on the bundled MNIST sample, offline, logged to MLflow
 	$(PY) -m src.train $(ARGS)
 
-test: .venv/.installed  ## lint, then the test suite (slow tests excluded)
-	.venv/bin/ruff check .
+test: lint  ## lint, then the test suite (slow tests excluded)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: .venv/.installed  ## ruff over the whole repository
+	.venv/bin/ruff check .
 
 ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given)
 	mkdir -p mlruns
@@ -34,5 +36,5 @@ report: .venv/.installed  ## report of the latest sweep (or ARGS="--sweep <id>" 
 reap: .venv/.installed  ## close runs left RUNNING by a process that died (KILLED, outcome=lost); ARGS="--dry-run" to look first
 	$(PY) -m src.reap $(ARGS)
 
-clean:  ## remove run outputs (keeps the MLflow store)
-	rm -rf outputs multirun
+clean:  ## remove Hydra run folders (outputs/: checkpoints included) and generated reports; keeps the MLflow store
+	rm -rf outputs reports

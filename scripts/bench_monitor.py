@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from src.models import lenet5, resnet152, vgg19  # noqa: E402
 from src.monitor import GradientHealthMonitor  # noqa: E402
-from src.tracking.logger import FiniteMLFlowLogger  # noqa: E402
+from src.tracking.logger import RunLogger  # noqa: E402
 from src.training.module import ClassificationModule  # noqa: E402
 
 MODES = ("none", "monitor", "lightning", "item")
@@ -104,6 +104,16 @@ class SyncCheckedMonitor(GradientHealthMonitor):
         self.checked = getattr(self, "checked", 0) + (not flush_step)
 
 
+def bench_logger(store: str) -> RunLogger:
+    """A logger into a fresh run of the throwaway store (every mode pays the same MLflow cost)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("bench")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("bench")
+    return RunLogger(client, client.create_run(experiment_id).info.run_id)
+
+
 def fit_once(
     mode: str, net: torch.nn.Module, data: TensorDataset, steps: int, log_every: int, store: str,
     monitor_cls: type[GradientHealthMonitor] = GradientHealthMonitor,
@@ -119,7 +129,7 @@ def fit_once(
     elif mode == "item":
         extra = ItemLoop()
     trainer = pl.Trainer(
-        accelerator="auto", devices=1, max_steps=steps, logger=FiniteMLFlowLogger("bench", tracking_uri=store),
+        accelerator="auto", devices=1, max_steps=steps, logger=bench_logger(store),
         callbacks=[timer] + ([extra] if extra else []), log_every_n_steps=log_every, limit_val_batches=0,
         num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )

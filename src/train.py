@@ -46,13 +46,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         record_checkpoint_dir,
     )
     from src.lifecycle.run_context import tracked_run
+    from src.monitor.verdict import VerdictSource, combine
+    from src.tracking.logger import RunLogger
     from src.tracking.store import ui_command
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     if not is_relaunched_rank():
         reap_at_start(client())  # close runs whose process died (`lost`): one search of RUNNING runs
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
     module = build_module(cfg)
@@ -63,14 +65,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
         callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
-        trainer = build_trainer(cfg, run, callbacks)
+        trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        diverged = any(getattr(cb, "flagged", False) for cb in callbacks)  # the health monitor saw NaN/divergence
-        if diverged:
+        health = combine(cb.verdict() for cb in callbacks if isinstance(cb, VerdictSource))
+        if health.diverged:
             run["outcome"] = "diverged"
-        test_diverged = any(getattr(cb, "test_after_divergence", False) for cb in callbacks)
-        if cfg.test and not trainer.interrupted and (not diverged or test_diverged):
+        if cfg.test and not trainer.interrupted and (not health.diverged or health.test_after_divergence):
             ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
             results = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update(results[0] if results else {})
@@ -88,6 +89,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from src.lifecycle.console import quiet
+
+    quiet()
     try:
         metrics = train(cfg)
     except BaseException as exc:

@@ -22,6 +22,14 @@ FAST = [  # shrink any run to seconds
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_third_party_noise() -> None:
+    """The CLI's filters for known third-party warnings (by module and message), inside each test's own."""
+    from src.lifecycle.console import silence_noise_warnings
+
+    silence_noise_warnings()
+
+
 @pytest.fixture(scope="session")
 def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An initialized, empty MLflow sqlite database, made once (schema migration takes seconds)."""

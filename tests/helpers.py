@@ -10,6 +10,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from src.monitor.verdict import HealthVerdict
+
 
 class RaiseAtStep(pl.Callback):
     """Raises RuntimeError when training reaches `step` (stage `train`) or at the first test batch (`test`)."""
@@ -28,14 +30,19 @@ class RaiseAtStep(pl.Callback):
 
 
 class DivergeAtStep(pl.Callback):
-    """Plays a health monitor that detects divergence at `step`: sets `flagged` and stops training."""
+    """Plays a health monitor that detects divergence at `step`: its verdict says so, and it stops training."""
 
     def __init__(self, step: int = 2) -> None:
-        self.step, self.flagged = step, False
+        self.step, self.flagged_at = step, None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if trainer.global_step >= self.step:
-            self.flagged, trainer.should_stop = True, True
+        if trainer.global_step >= self.step and self.flagged_at is None:
+            self.flagged_at, trainer.should_stop = trainer.global_step, True
+
+    def verdict(self) -> HealthVerdict:
+        if self.flagged_at is None:
+            return HealthVerdict()
+        return HealthVerdict(kind="divergence", diverged=True, first_event_step=self.flagged_at)
 
 
 class SignalAtStep(pl.Callback):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from src.paths import PROJECT_ROOT
+from tests.mlflow_reads import all_runs
 
 TINY = [  # seconds per job, after ~15 s of imports per process
     "data=synthetic",
@@ -45,7 +46,7 @@ def tail(proc: subprocess.CompletedProcess, n: int = 3000) -> str:
 
 def sweep_runs(mlflow_client: Any) -> tuple[Any, list[Any]]:
     """The one parent run of the store and every other run (asserts there is exactly one parent)."""
-    runs = [r for e in mlflow_client.search_experiments() for r in mlflow_client.search_runs([e.experiment_id])]
+    runs = all_runs(mlflow_client)
     parents = [r for r in runs if r.data.tags.get("sweep_role") == "parent"]
     assert len(parents) == 1, f"expected one sweep parent run, found {len(parents)}"
     return parents[0], [r for r in runs if r.data.tags.get("sweep_role") != "parent"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from src.paths import PROJECT_ROOT
+from tests.mlflow_reads import all_runs
 
 
 def test_ddp_cpu_two_processes_one_run(mlflow_client, mlflow_store: str, tmp_path: Path, data_dir: Path) -> None:
@@ -29,7 +30,7 @@ def test_ddp_cpu_two_processes_one_run(mlflow_client, mlflow_store: str, tmp_pat
     assert proc.returncode == 0, out[-4000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in out, "rank 1 ran"
 
-    runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    runs = all_runs(mlflow_client)
     assert len(runs) == 1, f"{len(runs)} runs for one DDP job"
     run = runs[0]
     assert (run.info.status, run.data.tags["outcome"]) == ("FINISHED", "completed")
@@ -57,7 +58,7 @@ def test_multirun_with_relaunching_ddp_is_refused(
     assert exit_info.value.code != 0
     out = "".join(capfd.readouterr())
     assert "re-launches the command line" in out and "multirun" in out, out[-2000:]
-    runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    runs = all_runs(mlflow_client)
     # no job run; only the sweep's parent, still open in this process: at exit it is deleted, since no job
     # made a run (tests/test_sweep_status.py checks that through the real CLI)
     assert [r.data.tags.get("sweep_role") for r in runs] == ["parent"]

@@ -14,6 +14,7 @@ import pytest
 
 from src.paths import PROJECT_ROOT
 from tests.conftest import FAST
+from tests.mlflow_reads import only_run
 
 RUN = ["model=mlp", "data=synthetic", "data.num_samples=96", "sched=none", "test=false", *FAST,
        "trainer.max_epochs=2"]
@@ -47,7 +48,7 @@ def assert_failed_with_one_line(proc: subprocess.CompletedProcess, mlflow_client
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
     assert last.startswith(f"gradreg: no space left on the device while writing {where}"), last
-    run = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])[0]
+    run = only_run(mlflow_client)
     assert (run.info.status, run.data.tags["outcome"]) == ("FAILED", "failed")
     assert f"run {run.info.run_id} ended FAILED" in last and f"resume={run.info.run_id}" in last
     assert len(mlflow_client.get_metric_history(run.info.run_id, "train/loss")) >= 2, "what was logged is readable"

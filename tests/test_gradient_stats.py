@@ -13,6 +13,7 @@ from src.models import lenet5, mlp
 from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, find_layers, summarize
 from tests import gradient_probes
 from tests.conftest import FAST
+from tests.mlflow_reads import only_run
 
 SMALL_MLP = ["model=mlp", "model.depth=3", "model.width=16", "data=synthetic", "data.num_samples=256",
              "data.in_channels=1", "data.image_size=8"]
@@ -41,10 +42,10 @@ def test_collector_matches_direct_norms_and_counts_nonfinite_values() -> None:
         block = collector.read()
         assert block.steps.tolist() == [7] and block.loss.tolist() == [1.5]
         assert block.nonfinite_per_param.sum() == expected
-        direct = [float(p.grad.norm()) for p in params]
+        direct = [float(p.grad.detach().norm()) for p in params]
         for got, want in zip(block.param_grad_norms[0], direct, strict=True):
             assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want) or got == want
-        weights = [float(params[layer.param_index].norm()) for layer in collector.layers]
+        weights = [float(params[layer.param_index].detach().norm()) for layer in collector.layers]
         assert block.weight_norms[0] == pytest.approx(weights)
         assert collector.pending == 0
 
@@ -80,7 +81,7 @@ def test_logged_layer_norms_equal_direct_grad_norms(run_cli, mlflow_client) -> N
     assert code == 0
     records = gradient_probes.RECORDS
     assert [r["step"] for r in records] == [0, 1, 2, 3]  # FAST: 4 steps, logged every step
-    run = mlflow_client.search_runs(mlflow_client.search_experiments()[0].experiment_id)[0]
+    run = only_run(mlflow_client)
     labels = [f"{i:02d}.{name}" for i, name in enumerate(records[0]["layers"])]
     assert labels == ["00.layers.1", "01.layers.3", "02.layers.5", "03.layers.7"]
 

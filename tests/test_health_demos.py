@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from tests.mlflow_reads import only_run, run_events
 
-def only_run(client):
-    [run] = client.search_runs(client.search_experiments()[0].experiment_id)
-    events = [json.loads(line) for line in open(client.download_artifacts(run.info.run_id, "events.jsonl"))]
-    return run, events
+
+def run_and_events(client):
+    run = only_run(client)
+    return run, run_events(client, run.info.run_id)
 
 
 def test_vanishing_demo_logs_a_vanishing_event(run_cli, mlflow_client) -> None:
     assert run_cli("experiment=vanishing_demo", "trainer.enable_progress_bar=false") == 0
-    run, events = only_run(mlflow_client)
+    run, events = run_and_events(mlflow_client)
     assert {e["kind"] for e in events} == {"vanishing"}
     assert run.data.metrics["events/vanishing"] >= 1
     assert run.data.tags["outcome"] == "completed"  # vanishing is recorded; it does not end the run
@@ -24,7 +23,7 @@ def test_vanishing_demo_logs_a_vanishing_event(run_cli, mlflow_client) -> None:
 
 def test_exploding_demo_logs_nonfinite_or_exploding_and_stops(run_cli, mlflow_client) -> None:
     assert run_cli("experiment=exploding_demo", "trainer.enable_progress_bar=false") == 0
-    run, events = only_run(mlflow_client)
+    run, events = run_and_events(mlflow_client)
     assert {e["kind"] for e in events} & {"nonfinite", "exploding"}
     assert run.info.status == "FINISHED" and run.data.tags["outcome"] == "diverged"
     assert max(m.step for m in mlflow_client.get_metric_history(run.info.run_id, "grad/nonfinite")) < 10  # stopped
@@ -40,7 +39,7 @@ DEFAULT_SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=40", "trai
 def test_default_lenet5_run_logs_no_event(run_cli, mlflow_client, overrides: list[str]) -> None:
     """`python -m src.train` (LeNet-5, tanh, SGD, mnist5k): the default limits must never fire on it."""
     assert run_cli(*overrides) == 0
-    run, events = only_run(mlflow_client)
+    run, events = run_and_events(mlflow_client)
     assert events == []
     assert run.data.tags["health.events"] == "none" and run.data.tags["outcome"] == "completed"
     assert all(run.data.metrics[f"events/{k}"] == 0 for k in ("nonfinite", "exploding", "vanishing", "divergence"))

@@ -11,6 +11,7 @@ import pytest
 from src.config.validation import ConfigError, validate
 from src.monitor.events import EventDetector, HealthEvent, Thresholds
 from tests.conftest import FAST
+from tests.mlflow_reads import metric_values, only_run, run_events
 
 LABELS = ["00.a", "01.b", "02.c"]
 
@@ -102,27 +103,22 @@ NAN_RUN = ["model=mlp", "model.depth=3", "model.width=16", "data=synthetic", "da
            *[o for o in FAST if not o.startswith("trainer.limit_train_batches")]]
 
 
-def all_metric_values(client, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    keys = client.get_run(run_id).data.metrics
-    return {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)] for k in keys}
-
-
 @pytest.mark.parametrize("policy", ["stop", "continue"])
 def test_run_forced_to_nan_is_recorded_at_its_step_and_marked_diverged(run_cli, mlflow_client, policy: str) -> None:
     """NaN written into two layers' gradients at step 2: the event names step 2 and the deeper layer."""
     test_after = "false" if policy == "stop" else "true"  # the continue run also exercises the test phase
     policy_args = [f"monitor.on_nonfinite={policy}", f"monitor.test_after_divergence={test_after}"]
     assert run_cli(*NAN_RUN, *POISON, *policy_args) == 0
-    run = mlflow_client.search_runs(mlflow_client.search_experiments()[0].experiment_id)[0]
+    run = only_run(mlflow_client)
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"  # terminal, and everything logged so far is there
     assert run.data.tags["outcome"] == "diverged"
     assert run.data.tags["health.first_event_step"] == "2"
     assert run.data.tags["health.events"].startswith("nonfinite:1")
-    events = [json.loads(line) for line in open(mlflow_client.download_artifacts(run_id, "events.jsonl"))]
+    events = run_events(mlflow_client, run_id)
     first = events[0]
     assert (first["kind"], first["step"], first["layer"]) == ("nonfinite", 2, "01.layers.3")
-    metrics = all_metric_values(mlflow_client, run_id)
+    metrics = metric_values(mlflow_client, run_id)
     for key, values in metrics.items():  # non-finite values never reach MLflow
         assert all(math.isfinite(v) for _, v in values), key
     steps = [s for s, _ in metrics["grad/global_norm"]]

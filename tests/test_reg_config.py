@@ -11,13 +11,9 @@ import pytest
 
 from src.paths import PROJECT_ROOT
 from tests.conftest import FAST
+from tests.mlflow_reads import all_runs
 
 TINY = ["data=synthetic", "data.num_samples=64", "trainer.max_steps=2", *FAST]
-
-
-def all_runs(mlflow_client) -> list:  # noqa: ANN001
-    ids = [e.experiment_id for e in mlflow_client.search_experiments()]
-    return mlflow_client.search_runs(ids) if ids else []
 
 
 def test_reg_group_composes_any_combination(compose) -> None:

@@ -111,7 +111,7 @@ def train_steps(net: nn.Module, regs: list[Regularizer], optimizer, steps: int =
     loader = DataLoader(TensorDataset(*make_batch()), batch_size=16)
     trainer = pl.Trainer(
         max_steps=steps, max_epochs=-1, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, limit_val_batches=0,
     )
     trainer.fit(module, train_dataloaders=loader)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

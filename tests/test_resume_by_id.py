@@ -14,6 +14,7 @@ import torch
 from src.lifecycle.liveness import process_tags
 from src.lifecycle.resume_overrides import merge_overrides
 from src.paths import PROJECT_ROOT
+from tests.mlflow_reads import only_run
 
 FIRST = ["model=mlp", "data=synthetic", "data.num_samples=96", "sched=none", "trainer.max_epochs=2",
          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
@@ -30,7 +31,7 @@ def cli(tmp_path: Path, store: str, *overrides: str) -> subprocess.CompletedProc
 def finished_mlp_run(tmp_path: Path, mlflow_store: str, mlflow_client) -> str:  # noqa: ANN001
     proc = cli(tmp_path, mlflow_store, f"paths.log_dir={tmp_path / 'outputs'}", *FIRST)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    run = only_run(mlflow_client)
     assert (run.info.status, run.data.tags["outcome"]) == ("FINISHED", "completed")
     return run.info.run_id
 

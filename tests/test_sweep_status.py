@@ -97,3 +97,16 @@ def test_a_sweep_whose_every_job_fails_validation_leaves_no_parent(tmp_path: Pat
     assert client.search_runs(experiments) == [], "nothing to show in the UI"
     (deleted,) = client.search_runs(experiments, run_view_type=ViewType.DELETED_ONLY)
     assert deleted.data.tags["sweep_role"] == "parent" and deleted.data.tags["sweep_outcomes"] == "no job created a run"
+
+
+def test_a_sweep_closes_its_own_lost_job_before_it_counts(tmp_path: Path, mlflow_store: str) -> None:
+    """Reaping on (the default): the sweep's end closes the SIGKILLed job `lost` before tallying."""
+    signals = [0, int(signal.SIGKILL)]
+    chaos = [o for o in CHAOS if not o.startswith("+callbacks.chaos.signum=")]
+    proc = run_sweep(tmp_path, mlflow_store, *chaos, f"+callbacks.chaos.signum={','.join(map(str, signals))}")
+    assert proc.returncode != 0
+    client = MlflowClient(tracking_uri=mlflow_store)
+    assert table(client) == {0: ("FINISHED", "completed"), 1: ("KILLED", "lost")}, tail(proc)
+    parent = parent_of(client)
+    assert (parent.info.status, parent.data.tags["sweep_outcomes"]) == ("KILLED", "completed=1 lost=1")
+    assert "Reaper: run" in proc.stdout and "outcome=lost" in proc.stdout

@@ -16,6 +16,7 @@ from src.paths import PROJECT_ROOT
 from src.tracking.reachability import TrackingUnavailable, ensure_reachable
 from src.tracking.redaction import redact_uri, scrub
 from src.tracking.store import ui_command
+from tests.mlflow_reads import only_run
 
 
 def closed_port() -> int:
@@ -89,7 +90,7 @@ def test_run_records_no_secret(run_cli, mlflow_client, monkeypatch: pytest.Monke
                    "trainer.limit_val_batches=1", "test=false", "trainer.enable_progress_bar=false",
                    "+logger.password=pw-in-config", "+logger.note=${oc.env:GRADREG_TEST_SECRET_TOKEN}")
     assert code == 0
-    run = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])[0]
+    run = only_run(mlflow_client)
     config = Path(mlflow_client.download_artifacts(run.info.run_id, "config/config.yaml")).read_text()
     overrides = Path(mlflow_client.download_artifacts(run.info.run_id, "config/overrides.yaml")).read_text()
     recorded = " ".join([*run.data.params.values(), *run.data.tags.values(), config, overrides])

@@ -6,15 +6,14 @@ import pytest
 import torch
 
 from tests.conftest import FAST
+from tests.mlflow_reads import all_runs, only_run
 
 
 @pytest.mark.parametrize("model", ["lenet5", "resnet152", "vgg19"])
 def test_each_model_trains_and_is_tracked(run_cli, mlflow_client, model: str) -> None:
     extra = [] if model == "lenet5" else ["model.width=0.0625"]
     assert run_cli(f"model={model}", "data=synthetic", "data.num_samples=64", "trainer.max_steps=2", *FAST, *extra) == 0
-    runs = mlflow_client.search_runs(mlflow_client.search_experiments()[0].experiment_id)
-    assert len(runs) == 1
-    run = runs[0]
+    run = only_run(mlflow_client)
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "completed"
     assert run.info.run_name == f"{model}-none-sgd-s0"
@@ -32,7 +31,8 @@ def test_fast_dev_run_per_model(compose, tmp_path, model: str) -> None:
 
     thin = [] if model == "lenet5" else ["model.width=0.0625"]
     cfg = compose(f"model={model}", "data=synthetic", "data.num_samples=64", "data.image_size=32", *thin)
-    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", default_root_dir=tmp_path, enable_progress_bar=False)
+    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, default_root_dir=tmp_path,
+                         enable_progress_bar=False)
     module = build_module(cfg)
     before = [p.detach().clone() for p in module.parameters()]
     trainer.fit(module, datamodule=build_datamodule(cfg))
@@ -61,13 +61,13 @@ def test_unknown_model_knob_fails_before_any_run(run_cli, mlflow_client, capsys)
     assert run_cli("model=lenet5", "+model.batch_norm=true") != 0
     err = capsys.readouterr().err
     assert "model.batch_norm is not a setting of lenet5" in err and "'pool'" in err
-    assert mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]) == []
+    assert all_runs(mlflow_client) == []
 
 
 def test_end_of_run_says_where_the_run_is(run_cli, mlflow_client, capsys) -> None:
     assert run_cli("data=synthetic", "data.in_channels=1", "data.num_samples=64", "trainer.max_steps=1", *FAST) == 0
     out = capsys.readouterr().out
-    run = mlflow_client.search_runs(mlflow_client.search_experiments()[0].experiment_id)[0]
+    run = only_run(mlflow_client)
     assert f"MLflow run lenet5-none-sgd-s0 (id {run.info.run_id})" in out
     assert f"test/acc = {run.data.metrics['test/acc']:.4f}" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out and "--host 127.0.0.1" in out

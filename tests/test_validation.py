@@ -19,6 +19,7 @@ import src  # noqa: F401 - registers the config resolvers
 from src.config.schema import AnyOf, Bool, Choice, Int, Pair, Predicate, Real, Rule, Text, WritableDir, rule_for
 from src.config.validation import ConfigError, leaves, validate
 from src.paths import CONFIG_DIR
+from tests.mlflow_reads import all_runs
 
 UNDER_A_FILE = str(Path(__file__).resolve() / "sub")  # a "directory" inside a regular file: never writable
 SKIPPED_GROUPS = {"hydra", "experiment"}  # Hydra's own settings; experiments only select other groups
@@ -73,8 +74,7 @@ def bad_value(rule: Rule) -> str:
 
 
 def store_is_empty(mlflow_client) -> bool:  # noqa: ANN001
-    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
-    return not mlflow_client.search_runs(experiments)
+    return not all_runs(mlflow_client)
 
 
 def assert_refused(run_cli, capfd, mlflow_client, overrides: list[str], *expected: str) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ gradient; biases and normalization-layer affine parameters belong to no layer bu
 in the global gradient norm and in the non-finite check, which cover every trainable parameter
 (what `clip_grad_norm_` sees).
 
-Cost: each step makes one fused `torch._foreach_norm` over the gradients and writes the result
+Cost: each step makes one fused norm (`src/foreach.py`) over the gradients and writes the result
 into a preallocated buffer on the training device; nothing leaves the device until `read()`,
 which the monitor calls once every N steps. Weight norms (a second pass over the weights) are
 taken only on the rows that will be logged, and relative updates only every M steps.
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from src import foreach
 
 TINY = 1e-30  # floor before log10/division, so a zero norm gives a finite (very negative) value
 
@@ -45,7 +47,7 @@ def find_layers(net: nn.Module, param_names: list[str]) -> list[Layer]:
     index = {name: i for i, name in enumerate(param_names)}
     found = []
     for name, module in net.named_modules():
-        weight = module._parameters.get("weight")
+        weight = dict(module.named_parameters(recurse=False)).get("weight")
         key = f"{name}.weight" if name else "weight"
         if weight is not None and weight.dim() >= 2 and key in index:
             found.append((name or "net", index[key]))
@@ -131,14 +133,14 @@ class GradStatsCollector:
         p = len(self.params)
         loss_col, w_start, c_start = self._columns()
         grads = [g.grad if g.grad is not None else self._zero for g in self.params]
-        row[:p].copy_(torch.stack(torch._foreach_norm(grads)))
+        row[:p].copy_(foreach.norms(grads))
         if loss is not None:
             row[loss_col].copy_(loss.detach().float().reshape(()))
         if with_weights and self.layers:
-            row[w_start:c_start].copy_(torch.stack(torch._foreach_norm([w.detach() for w in self._layer_weights])))
+            row[w_start:c_start].copy_(foreach.norms([w.detach() for w in self._layer_weights]))
             self._weight_rows.append(self.pending)
-        if self.count_values:  # NaN*0 and Inf*0 are NaN, finite*0 is 0; the 0-"norm" counts non-zeros
-            row[c_start:].copy_(torch.stack(torch._foreach_norm(torch._foreach_mul(grads, 0.0), 0)))
+        if self.count_values:
+            row[c_start:].copy_(foreach.nonfinite_counts(grads))
         self._steps.append(int(step))
         self._has_loss.append(loss is not None)
 
@@ -193,9 +195,9 @@ class RelativeUpdateTracker:
         """Call once the optimizer step after `snapshot` has been applied."""
         if self._before is None or self._step is None:
             return
-        delta = torch._foreach_norm(torch._foreach_sub([w.detach() for w in self.weights], self._before))
-        before = torch.stack(torch._foreach_norm(self._before)).clamp_min(TINY)
-        self._results.append((self._step, torch.stack(delta) / before))
+        delta = foreach.norms(foreach.differences([w.detach() for w in self.weights], self._before))
+        before = foreach.norms(self._before).clamp_min(TINY)
+        self._results.append((self._step, delta / before))
         self._before, self._step = None, None
 
     def read(self) -> list[tuple[int, np.ndarray]]:

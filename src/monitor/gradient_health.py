@@ -17,9 +17,7 @@ Non-finite values are never sent as metric values (the MLflow UI breaks on NaN);
 
 from __future__ import annotations
 
-import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,8 @@ import torch
 from src.monitor.events import KINDS, EventDetector, HealthEvent, Thresholds, check_settings
 from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, StatsBlock, summarize
 from src.monitor.plots import save_gradient_flow
+from src.monitor.sink import run_sink
+from src.monitor.verdict import HEALTHY, HealthVerdict
 
 FLAGGING_KINDS = ("nonfinite", "divergence")  # these mark a run `diverged`, whatever the policy
 
@@ -150,9 +150,7 @@ class GradientHealthMonitor(pl.Callback):
         self.flagged |= flag
         if stop and not self.stopped:
             self.stopped = True
-            trainer.should_stop = True
-            trainer.fit_loop.min_epochs = 0  # a NaN run must not wait for min_epochs/min_steps
-            trainer.fit_loop.epoch_loop.min_steps = 0
+            trainer.should_stop = True  # Lightning's documented stop (validation refuses min_epochs/min_steps with it)
         return events
 
     def _log(
@@ -163,10 +161,9 @@ class GradientHealthMonitor(pl.Callback):
         updates: list[tuple[int, np.ndarray]],
         events: list[HealthEvent],
     ) -> None:
-        target = mlflow_target(trainer)
-        if target is None:
+        sink = run_sink(trainer)
+        if sink is None:
             return
-        client, run_id = target
         metrics: list[tuple[str, float, int]] = []
         for i, step in enumerate(block.steps.tolist()):
             for name in ("global_norm", "nonfinite", "first_last_ratio", "depth_slope"):
@@ -183,9 +180,9 @@ class GradientHealthMonitor(pl.Callback):
             running[event.kind] += 1
             metrics.append((f"events/{event.kind}", previous[event.kind] + running[event.kind], event.step))
         tags = self._summary_tags() if events else {}
-        send(client, run_id, metrics, tags)
+        sink.log_rows(metrics, tags)
         if events:
-            client.log_text(run_id, self.detector.jsonl(), "events.jsonl")
+            sink.log_text(self.detector.jsonl(), "events.jsonl")
 
     def _summary_tags(self) -> dict[str, str]:
         tags = {"health.events": self.detector.summary()}
@@ -201,19 +198,28 @@ class GradientHealthMonitor(pl.Callback):
         if self.updates is not None and self.updates.waiting is not None and trainer.global_step > self.updates.waiting:
             self.updates.finish()
         self._flush(trainer, reduce=reduce)
-        target = mlflow_target(trainer) if trainer.is_global_zero else None
-        if target is None:
+        sink = run_sink(trainer) if trainer.is_global_zero else None
+        if sink is None:
             return
-        client, run_id = target
         step = max(self._last_step, 0)
-        send(client, run_id, [(f"events/{k}", v, step) for k, v in self.detector.counts.items()], self._summary_tags())
-        client.log_text(run_id, self.detector.jsonl(), "events.jsonl")
+        sink.log_rows([(f"events/{k}", v, step) for k, v in self.detector.counts.items()], self._summary_tags())
+        sink.log_text(self.detector.jsonl(), "events.jsonl")
         if self.plots and self._history:
             steps = np.concatenate([s for s, _ in self._history])
             norms = np.concatenate([n for _, n in self._history])
             with tempfile.TemporaryDirectory() as tmp:
                 for path in save_gradient_flow(steps, norms, self.labels, Path(tmp)):
-                    client.log_artifact(run_id, str(path), "plots")
+                    sink.log_artifact(str(path), "plots")
+
+    def verdict(self) -> HealthVerdict:
+        """The run's health so far (see `src/monitor/verdict.py`); final once training has ended."""
+        events = self.detector.events if self.collector is not None else []
+        return HealthVerdict(
+            kind=events[0].kind if events else HEALTHY,
+            diverged=self.flagged,
+            test_after_divergence=self.test_after_divergence,
+            first_event_step=events[0].step if events else None,
+        )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, reduce=True)
@@ -223,21 +229,3 @@ class GradientHealthMonitor(pl.Callback):
             self._finish(trainer, reduce=False)
         except Exception as exc:  # noqa: BLE001
             pl.utilities.rank_zero_warn(f"GradientHealthMonitor could not finish after {exception!r}: {exc!r}")
-
-
-def mlflow_target(trainer: pl.Trainer) -> tuple[Any, str] | None:
-    """(MlflowClient, run_id) of the trainer's MLflow logger, or None when it has none."""
-    for logger in trainer.loggers:
-        if hasattr(logger, "run_id") and hasattr(logger.experiment, "log_batch"):
-            return logger.experiment, logger.run_id
-    return None
-
-
-def send(client: Any, run_id: str, metrics: list[tuple[str, float, int]], tags: dict[str, str]) -> None:
-    """One `log_batch` (MLflow splits it into 1,000-metric requests), finite values only."""
-    from mlflow.entities import Metric, RunTag
-
-    ts = int(time.time() * 1000)
-    finite = [Metric(k, float(v), ts, int(s)) for k, v, s in metrics if math.isfinite(float(v))]
-    if finite or tags:
-        client.log_batch(run_id, metrics=finite, tags=[RunTag(k, v) for k, v in tags.items()])

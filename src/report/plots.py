@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from src.report.table import Row, stored_value  # noqa: E402
+from src.report.table import Row, metric_history  # noqa: E402
 
 LAYER_PREFIX = "grad_norm/"
 FLOW_POINTS = 4  # points in training shown in the gradient-flow panels
@@ -26,8 +26,7 @@ FLOW_POINTS = 4  # points in training shown in the gradient-flow panels
 
 def history(mlflow_client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     """(step, value) pairs of one metric, finite values only, in step order."""
-    points = sorted((m.step, stored_value(m.value)) for m in mlflow_client.get_metric_history(run_id, key))
-    return [(s, v) for s, v in points if math.isfinite(v)]
+    return [(s, v) for s, v in metric_history(mlflow_client, run_id, key) if math.isfinite(v)]
 
 
 def _models(rows: list[Row]) -> list[str]:

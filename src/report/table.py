@@ -119,10 +119,15 @@ def stored_value(value: float) -> float:
     return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value
 
 
+def metric_history(mlflow_client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
+    """Every logged (step, value) of one metric of one run, in step order (±Inf given back as such)."""
+    history = sorted(mlflow_client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    return [(m.step, stored_value(m.value)) for m in history]
+
+
 def history_values(mlflow_client: Any, run_id: str, key: str) -> list[float]:
     """Every logged value of one metric of one run, in step order."""
-    history = sorted(mlflow_client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-    return [stored_value(m.value) for m in history]
+    return [value for _, value in metric_history(mlflow_client, run_id, key)]
 
 
 def _max(values: list[float]) -> float | None:

@@ -35,10 +35,11 @@ def start_run(
     mlflow_client = client(sweep.get("tracking_uri"))
     experiment_id = get_or_create_experiment(mlflow_client, cfg.logger.experiment_name)
     overrides = scrub_overrides(overrides)
+    commit = git_commit()
     tags = {
         "mlflow.runName": run_name(cfg, choices),
-        "mlflow.source.git.commit": git_commit(),
-        "git_commit": git_commit(),
+        "mlflow.source.git.commit": commit,
+        "git_commit": commit,
         "overrides": " ".join(overrides),
         "reg": reg_label(cfg),
         **{f"choice.{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},

@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger
 from torch import nn
 
 from src.training.module import ClassificationModule
@@ -49,14 +50,6 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run: dict[str, Any], callbacks: list[pl.Callback]) -> pl.Trainer:
-    from src.tracking.logger import FiniteMLFlowLogger
-
-    logger = FiniteMLFlowLogger(
-        experiment_name=cfg.logger.experiment_name,
-        tracking_uri=run["client"].tracking_uri,
-        run_id=run["run_id"],
-        log_model=False,
-    )
-    logger._mlflow_client = run["client"]  # the run's lock-retrying client: parallel jobs share a sqlite store
+def build_trainer(cfg: DictConfig, logger: Logger, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """The configured Trainer with the job's logger and callbacks."""
     return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

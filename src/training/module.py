@@ -51,6 +51,7 @@ class ClassificationModule(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.last_loss: Tensor | None = None  # data loss of the latest training step (for monitors)
+        self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -101,9 +102,17 @@ class ClassificationModule(pl.LightningModule):
                 reg.after_step(self.net, optimizer)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """`reg/weight_norm` and `reg/sparsity` of the updated weights, only on steps that reach the logger."""
-        if not self.trainer._logger_connector.should_update_logs:  # Lightning's own log_every_n_steps gate
-            return  # (private, but the exact test it applies to step metrics); skips the norm on other steps
+        """`reg/weight_norm` and `reg/sparsity` of the updated weights, on the steps that reach the logger.
+
+        Lightning sends step metrics every `log_every_n_steps` optimizer steps (and when training
+        stops); only then is the norm worth computing. A batch that only accumulated gradients
+        made no update, so it has nothing new to report.
+        """
+        trainer = self.trainer
+        step = trainer.global_step  # optimizer steps done, this batch's included
+        if step == self._weights_logged_at or (step % trainer.log_every_n_steps and not trainer.should_stop):
+            return
+        self._weights_logged_at = step
         for name, value in weight_statistics(self.net, self.regularizers).items():
             self.log(name, value, on_step=True, on_epoch=False)
 

@@ -30,9 +30,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from src import foreach
+
 L2_MODES = ("penalty", "decoupled")
 
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+CONV_AND_LINEAR = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+)  # the layers whose weights are penalized (lazy variants are subclasses)
+NORM_LAYERS = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+    nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm,
+)  # their scale and shift only with `include_norm`
 
 
 def _is_number(v: Any) -> bool:
@@ -72,9 +80,9 @@ def select_parameters(net: nn.Module, include_bias: bool = False, include_norm: 
     """Conv/linear weights, plus their biases and norm-layer parameters when asked; each tensor once."""
     chosen: dict[int, Tensor] = {}
     for module in net.modules():
-        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+        if isinstance(module, CONV_AND_LINEAR):
             names = ("weight", "bias") if include_bias else ("weight",)
-        elif isinstance(module, _NORM_TYPES):
+        elif isinstance(module, NORM_LAYERS):
             names = ("weight", "bias") if include_norm else ()
         else:
             continue
@@ -240,7 +248,7 @@ class L2(WeightRegularizer):
         if self.mode != "decoupled" or self.strength == 0:
             return
         for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
-            torch._foreach_mul_(params, 1.0 - lr * self.weight_decay)
+            foreach.scale_(params, 1.0 - lr * self.weight_decay)
 
 
 class ElasticNet(WeightRegularizer):
@@ -302,7 +310,7 @@ def weight_statistics(net: nn.Module, regularizers: Iterable[Regularizer]) -> di
     if not params:
         return {}
     detached = [p.detach() for p in params]
-    stats = {"reg/weight_norm": torch.linalg.vector_norm(torch.stack(torch._foreach_norm(detached)))}
+    stats = {"reg/weight_norm": torch.linalg.vector_norm(foreach.norms(detached))}
     if any(reg.sparsifies for reg in regularizers):
         zeros = torch.stack([(p == 0).sum() for p in detached]).sum()
         stats["reg/sparsity"] = zeros.float() / sum(p.numel() for p in detached)
