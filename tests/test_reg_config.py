@@ -102,6 +102,7 @@ def test_real_cli_refuses_bad_value_before_any_run(tmp_path, mlflow_store: str, 
         [sys.executable, "-m", "src.train", "reg=[l2,dropout]", "reg.dropout.p=1", f"paths.log_dir={tmp_path}"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "reg.dropout.p=1 is not allowed; it must be a number in [0, 1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert all_runs(mlflow_client) == []

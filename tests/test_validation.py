@@ -8,6 +8,9 @@ the annotation its schema declares, and a coverage test makes sure every key is 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin
@@ -22,7 +25,7 @@ import src  # noqa: F401 - registers the config resolvers
 from src.config import ConfigError, validate
 from src.config.types import writable_dir
 from src.config.validation import nodes, settings_of
-from src.paths import CONFIG_DIR
+from src.paths import CONFIG_DIR, PROJECT_ROOT
 
 UNDER_A_FILE = str(Path(__file__).resolve() / "sub")  # a "directory" inside a regular file: never writable
 SKIPPED_GROUPS = {"hydra", "experiment"}  # Hydra's own settings; experiments only select other groups
@@ -183,6 +186,39 @@ def test_all_problems_are_reported_at_once() -> None:
     assert [line.split("=")[0].strip() for line in str(err.value).splitlines()[1:]] == [
         "data.batch_size", "model.pool", "optim.lr"
     ]
+
+
+def test_a_bad_setting_prints_its_message_alone_and_exits_2(tmp_path: Path, mlflow_store: str, mlflow_client) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "optim.lr=0", "+trainer.max_epoch=3", f"paths.log_dir={tmp_path}"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines[:2] == ["invalid config:", "  optim.lr=0 is not allowed; it must be a number > 0"], proc.stderr
+    assert lines[2].startswith("  trainer.max_epoch is not a setting of Trainer (did you mean 'max_epochs'?); its")
+    assert len(lines) == 3 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert store_is_empty(mlflow_client)
+
+
+def test_a_crash_keeps_its_traceback_and_exits_1(run_cli, capfd) -> None:
+    code = run_cli("data=synthetic", "data.num_samples=64", "sched=none", "trainer.max_steps=3", "test=false",
+                   "trainer.enable_progress_bar=false", "+callbacks.boom._target_=tests.helpers.RaiseAtStep",
+                   "+callbacks.boom.step=1")
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "Traceback" in err and "RuntimeError: injected failure at step 1" in err, err[-3000:]
+
+
+def test_a_refused_job_of_a_multirun_leaves_the_other_jobs_running(run_cli, capfd, mlflow_client) -> None:
+    code = run_cli("hydra.mode=MULTIRUN", "optim.lr=0,0.05", "data=synthetic", "data.num_samples=64", "sched=none",
+                   "trainer.max_steps=2", "test=false", "trainer.enable_progress_bar=false")
+    assert code == 1, "Hydra reports the failed job at the end of the sweep"
+    assert "optim.lr=0 is not allowed; it must be a number > 0" in "".join(capfd.readouterr())
+    runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
+    jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
+    assert [(r.data.params["optim.lr"], r.data.tags["outcome"]) for r in jobs] == [("0.05", "completed")]
 
 
 def test_min_epochs_or_steps_are_refused_when_the_monitor_must_be_able_to_stop(compose) -> None:
