@@ -6,10 +6,34 @@ reports where the run is in MLflow. No logic of its own lives here.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from src.paths import CONFIG_DIR
+
+# A user's mistake, not a crash: its message alone goes to stderr, exit status 2. Each is looked up only
+# where its module is loaded (an instance cannot exist otherwise), so nothing heavy is imported for it.
+USER_ERRORS = (
+    ("src.config", "ConfigError"),
+    ("src.lifecycle.resume", "ResumeError"),
+    ("src.training.data.base", "DataUnavailableError"),
+    ("src.tracking.reachability", "TrackingUnavailable"),
+)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    loaded = [getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules]
+    return isinstance(exc, tuple(loaded))
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -97,10 +121,16 @@ def main(cfg: DictConfig) -> float | None:
     except BaseException as exc:
         from src.lifecycle.exits import exit_for
 
-        replacement = exit_for(exc)  # 130/143 after SIGINT/SIGTERM, a one-line message for a full disk
-        if replacement is None:
-            raise
-        raise replacement from None
+        replacement = exit_for(exc)  # 130/143 after SIGINT/SIGTERM (JobStopped in a sweep worker), a full disk's line
+        if replacement is not None:
+            raise replacement from None
+        if not is_user_error(exc):
+            raise  # a crash: Hydra prints its traceback, exit status 1
+        if in_multirun():  # an Exception fails this job only (SystemExit would end the sweep); no traceback
+            logging.getLogger(__name__).error("%s", exc)
+            raise exc.with_traceback(None) from None
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
     return metrics.get(cfg.get("optimized_metric") or "test/acc")
 
 

@@ -29,6 +29,13 @@ class RaiseAtStep(pl.Callback):
             raise RuntimeError("injected failure in test")
 
 
+class Notes(pl.Callback):
+    """Does nothing; takes any settings (`+callbacks.notes.<key>=...`), e.g. to put a secret into the config."""
+
+    def __init__(self, **notes: Any) -> None:
+        self.notes = notes
+
+
 class DivergeAtStep(pl.Callback):
     """Plays a health monitor that detects divergence at `step`: its verdict says so, and it stops training."""
 

@@ -79,7 +79,8 @@ def test_nonfinite_names_first_layer_in_backward_order_and_writes_valid_json() -
         ("monitor.vanishing_patience=0", "monitor.vanishing_patience=0 is not allowed; it must be an integer >= 1"),
         ("monitor.nonfinite_count=some",
          "monitor.nonfinite_count='some' is not allowed; it must be one of ['tensors', 'values']"),
-        ("+monitor.max_los=3", "monitor.max_los is not a monitor setting"),
+        ("+monitor.max_los=3", "monitor.max_los is not a setting of GradientHealthMonitor (did you mean 'max_loss'?)"),
+        ("monitor.divergence_factor=1", "monitor.divergence_factor=1 is not allowed; it must be a number > 1"),
     ],
 )
 def test_bad_monitor_settings_fail_validation_naming_the_key(compose, override: str, message: str) -> None:

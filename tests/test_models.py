@@ -8,7 +8,8 @@ import torch
 import torchvision
 from torch import nn
 
-from src.models import lenet5, resnet152, vgg19
+from src.config import ConfigError
+from src.models import LeNet5, lenet5, resnet152, vgg19
 from src.models.common import initialize
 
 
@@ -101,15 +102,23 @@ def test_named_inits() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs, key",
-    [({"activation": "gelu"}, "model.activation"), ({"init": "orthogonal"}, "model.init"),
-     ({"width": 0.0}, "model.width"), ({"init": "normal", "init_std": 0.0}, "model.init_std")],
+    "kwargs, message",
+    [({"activation": "gelu"}, "model.activation='gelu' is not allowed; it must be one of ['relu', 'sigmoid', 'tanh']"),
+     ({"init": "orthogonal"}, "model.init='orthogonal' is not allowed; it must be one of ['default', 'kaiming', "),
+     ({"width": 0.0}, "model.width=0.0 is not allowed; it must be a number > 0"),
+     ({"init": "normal", "init_std": 0.0}, "model.init_std=0.0 is not allowed; it must be a number > 0"),
+     ({"batch_norm": 1}, "model.batch_norm=1 is not allowed; it must be true or false"),
+     ({"depth": 3}, "model.depth is not a setting of vgg19; its settings are [")],
 )
-def test_bad_model_values_name_the_key(kwargs: dict, key: str) -> None:
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+def test_bad_model_values_name_the_key(kwargs: dict, message: str) -> None:
+    """Direct calls are checked against the builder's signature as the config is (strict: 1 is no bool)."""
+    with pytest.raises(ConfigError) as err:
         vgg19(**{"width": 0.0625, **kwargs})
+    assert str(err.value).startswith(message), err.value
 
 
-def test_bad_lenet_pool_names_the_key() -> None:
-    with pytest.raises(ValueError, match=r"model\.pool"):
+def test_bad_lenet_pool_and_image_size_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"model\.pool='median' is not allowed; it must be one of \['avg', 'max'\]"):
         lenet5(pool="median")
+    with pytest.raises(ConfigError, match=r"model\.image_size=30 is not allowed; it must be an integer >= 32 and"):
+        LeNet5(image_size=30)

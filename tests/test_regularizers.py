@@ -215,3 +215,20 @@ def test_dropout_modules_in_each_model_only_when_selected(compose, model: str, c
     for reg in ("reg=[]", "reg=l2"):
         net = build_module(compose(f"model={model}", reg, *small)).net
         assert not any(isinstance(m, nn.Dropout) for m in net.modules())  # VGG's built-in 0.5 is gone
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: L1(strength=-1), "reg.l1.strength=-1 is not allowed; it must be a number >= 0"),
+    (lambda: L1(proximal="yes"), "reg.l1.proximal='yes' is not allowed; it must be true or false"),
+    (lambda: L2(mode="coupled"), "reg.l2.mode='coupled' is not allowed; it must be one of ['penalty', 'decoupled']"),
+    (lambda: ElasticNet(1e-4, 1.5), "reg.elasticnet.l1_ratio=1.5 is not allowed; it must be a number in [0, 1]"),
+    (lambda: Dropout(p=True), "reg.dropout.p=True is not allowed; it must be a number in [0, 1)"),
+    (lambda: L2(strength=float("nan")), "reg.l2.strength=nan is not allowed; it must be a number >= 0"),
+    (lambda: L1(lam=1), "reg.l1.lam is not a setting of L1; its settings are ['include_bias', 'include_norm', "),
+])
+def test_direct_construction_refuses_bad_settings_in_the_config_words(make, message: str) -> None:
+    from src.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert str(err.value).startswith(message), err.value

@@ -88,12 +88,13 @@ def test_run_records_no_secret(run_cli, mlflow_client, monkeypatch: pytest.Monke
     monkeypatch.setenv("GRADREG_TEST_SECRET_TOKEN", "s3cr3t-value")
     code = run_cli("data=synthetic", "data.num_samples=64", "trainer.max_steps=1", "trainer.max_epochs=1",
                    "trainer.limit_val_batches=1", "test=false", "trainer.enable_progress_bar=false",
-                   "+logger.password=pw-in-config", "+logger.note=${oc.env:GRADREG_TEST_SECRET_TOKEN}")
+                   "+callbacks.notes._target_=tests.helpers.Notes", "+callbacks.notes.password=pw-in-config",
+                   "+callbacks.notes.note=${oc.env:GRADREG_TEST_SECRET_TOKEN}")  # settings of no schema: any key
     assert code == 0
     run = only_run(mlflow_client)
     config = Path(mlflow_client.download_artifacts(run.info.run_id, "config/config.yaml")).read_text()
     overrides = Path(mlflow_client.download_artifacts(run.info.run_id, "config/overrides.yaml")).read_text()
     recorded = " ".join([*run.data.params.values(), *run.data.tags.values(), config, overrides])
     assert "s3cr3t-value" not in recorded and "pw-in-config" not in recorded
-    assert run.data.params["logger.password"] == "***" and run.data.params["logger.note"] == "***"
+    assert run.data.params["callbacks.notes.password"] == "***" and run.data.params["callbacks.notes.note"] == "***"
     assert not any(v in recorded for k, v in os.environ.items() if "TOKEN" in k and len(v) >= 4)

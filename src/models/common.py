@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 INITS = ("default", "kaiming", "xavier", "normal")
+Activation = Literal[tuple(sorted(ACTIVATIONS))]
+Init = Literal[INITS]
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: Activation) -> nn.Module:
     """A fresh activation module by name (`relu`, `tanh`, `sigmoid`)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"model.activation={name!r} is not allowed; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
-def swap_activations(module: nn.Module, name: str) -> nn.Module:
+def swap_activations(module: nn.Module, name: Activation) -> nn.Module:
     """Replace every `nn.ReLU` inside `module` by the activation `name` (in place; returns `module`)."""
     if name == "relu":
         return module
-    make_activation(name)  # validate once, before touching the network
     for parent in module.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.ReLU):
@@ -27,18 +28,12 @@ def swap_activations(module: nn.Module, name: str) -> nn.Module:
     return module
 
 
-def check_width(width: float) -> float:
-    if not width > 0:
-        raise ValueError(f"model.width={width!r} is not allowed; it must be a number > 0")
-    return float(width)
-
-
 def scaled(channels: int, width: float) -> int:
     """Channels scaled by the width multiplier, never below 1."""
     return max(1, int(round(channels * width)))
 
 
-def initialize(module: nn.Module, scheme: str, activation: str = "relu", std: float = 0.02) -> nn.Module:
+def initialize(module: nn.Module, scheme: Init, activation: Activation = "relu", std: float = 0.02) -> nn.Module:
     """Re-initialize conv and linear layers of `module` by a named scheme.
 
     - `default`: keep what the builder did (torchvision's own init, or PyTorch's for LeNet-5).
@@ -46,11 +41,10 @@ def initialize(module: nn.Module, scheme: str, activation: str = "relu", std: fl
     - `xavier`: Glorot & Bengio 2010, normal, gain for the activation.
     - `normal`: N(0, std^2).
     Biases are set to zero for every scheme but `default`. Normalization layers are left alone.
+    The builders check `scheme` and `std` (their `init`, `init_std`) before calling this.
     """
     if scheme not in INITS:
-        raise ValueError(f"model.init={scheme!r} is not allowed; choose one of {list(INITS)}")
-    if scheme == "normal" and not std > 0:
-        raise ValueError(f"model.init_std={std!r} is not allowed; it must be a number > 0")
+        raise KeyError(scheme)  # an unchecked caller: never fall through to `normal`
     if scheme == "default":
         return module
     gain_name = activation if activation in ("relu", "tanh", "sigmoid") else "relu"

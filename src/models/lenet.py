@@ -10,30 +10,32 @@ scaled tanh; `activation="tanh"` uses plain tanh.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from pydantic import Field
 from torch import Tensor, nn
 
-from src.models.common import initialize, make_activation
+from src.config.signature import checked
+from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
+from src.models.common import Activation, Init, initialize, make_activation
 
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+Pool = Literal[tuple(sorted(POOLS))]
+ImageSize = Annotated[int, Field(ge=32, multiple_of=4)]  # 32 + 4k: two 5x5 convs and two 2x2 poolings fit
 
 
 class LeNet5(nn.Module):
+    @checked("model")
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        image_size: int = 32,
-        activation: str = "tanh",
-        pool: str = "avg",
-        dropout: float = 0.0,
+        in_channels: PositiveInt = 1,
+        num_classes: ClassCount = 10,
+        image_size: ImageSize = 32,
+        activation: Activation = "tanh",
+        pool: Pool = "avg",
+        dropout: Fraction = 0.0,
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"model.pool={pool!r} is not allowed; choose one of {sorted(POOLS)}")
-        if image_size < 32 or (image_size - 12) % 4:
-            raise ValueError(
-                f"LeNet-5 needs image_size 32 (or 32 + 4k); got data.image_size={image_size}"
-            )
         s4 = (image_size - 12) // 4  # spatial size after C1, S2, C3, S4: 5 for 32x32 input
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, kernel_size=5),  # C1
@@ -57,15 +59,16 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
+@checked("model")
 def lenet5(
-    in_channels: int = 1,
-    num_classes: int = 10,
-    image_size: int = 32,
-    activation: str = "tanh",
-    pool: str = "avg",
-    init: str = "default",
-    init_std: float = 0.02,
-    dropout: float = 0.0,
+    in_channels: PositiveInt = 1,
+    num_classes: ClassCount = 10,
+    image_size: ImageSize = 32,
+    activation: Activation = "tanh",
+    pool: Pool = "avg",
+    init: Init = "default",
+    init_std: PositiveFloat = 0.02,
+    dropout: Fraction = 0.0,
 ) -> LeNet5:
     """LeNet-5; `init="default"` keeps PyTorch's layer defaults (uniform, fan-in scaled)."""
     net = LeNet5(in_channels, num_classes, image_size, activation, pool, dropout)

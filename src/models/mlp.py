@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from src.models.common import initialize, make_activation
+from src.config.signature import checked
+from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
+from src.models.common import Activation, Init, initialize, make_activation
 
 
 class MLP(nn.Module):
     """Flatten -> `depth` x (Linear(width) -> activation [-> Dropout]) -> Linear(num_classes)."""
 
+    @checked("model")
     def __init__(
-        self, in_features: int, num_classes: int, depth: int, width: int, activation: str, dropout: float = 0.0
+        self, in_features: PositiveInt, num_classes: ClassCount, depth: PositiveInt, width: PositiveInt,
+        activation: Activation, dropout: Fraction = 0.0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -33,21 +37,18 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+@checked("model")
 def mlp(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int = 32,
-    depth: int = 8,
-    width: int = 64,
-    activation: str = "relu",
-    init: str = "default",
-    init_std: float = 0.02,
-    dropout: float = 0.0,
+    in_channels: PositiveInt = 3,
+    num_classes: ClassCount = 10,
+    image_size: PositiveInt = 32,
+    depth: PositiveInt = 8,
+    width: PositiveInt = 64,
+    activation: Activation = "relu",
+    init: Init = "default",
+    init_std: PositiveFloat = 0.02,
+    dropout: Fraction = 0.0,
 ) -> MLP:
     """MLP on flattened `in_channels x image_size x image_size` images; `init="default"` is PyTorch's."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"model.depth={depth!r} is not allowed; it must be an integer >= 1")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"model.width={width!r} is not allowed; it must be an integer >= 1")
     net = MLP(in_channels * image_size * image_size, num_classes, depth, width, activation, dropout)
     return initialize(net, init, activation, init_std)

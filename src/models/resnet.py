@@ -12,7 +12,9 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from src.models.common import check_width, initialize, scaled, swap_activations
+from src.config.signature import checked
+from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
+from src.models.common import Activation, Init, initialize, scaled, swap_activations
 
 RESNET152_LAYERS = [3, 8, 36, 3]
 
@@ -32,20 +34,20 @@ class WideScaledResNet(ResNet):
         return super()._make_layer(block, scaled(planes, self._width), blocks, stride, dilate)
 
 
+@checked("model")
 def resnet152(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int = 32,
+    in_channels: PositiveInt = 3,
+    num_classes: ClassCount = 10,
+    image_size: PositiveInt = 32,
     small_input: bool = True,
-    width: float = 1.0,
-    activation: str = "relu",
-    init: str = "default",
-    init_std: float = 0.02,
-    dropout: float = 0.0,
+    width: PositiveFloat = 1.0,
+    activation: Activation = "relu",
+    init: Init = "default",
+    init_std: PositiveFloat = 0.02,
+    dropout: Fraction = 0.0,
 ) -> ResNet:
     """ResNet-152; `init="default"` is torchvision's (Kaiming normal, fan-out, for convs)."""
     del image_size  # global average pooling makes the network size-agnostic
-    width = check_width(width)
     net = WideScaledResNet(RESNET152_LAYERS, num_classes, width)
     stem = scaled(64, width)
     if small_input:

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from src.models.common import check_width, initialize, scaled, swap_activations
+from src.config.signature import checked
+from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
+from src.models.common import Activation, Init, initialize, scaled, swap_activations
 
 
 def torchvision_vgg_init(net: nn.Module) -> None:
@@ -34,21 +36,21 @@ def torchvision_vgg_init(net: nn.Module) -> None:
             nn.init.constant_(m.bias, 0)
 
 
+@checked("model")
 def vgg19(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int = 32,
+    in_channels: PositiveInt = 3,
+    num_classes: ClassCount = 10,
+    image_size: PositiveInt = 32,
     small_input: bool = True,
     batch_norm: bool = False,
-    width: float = 1.0,
-    activation: str = "relu",
-    init: str = "default",
-    init_std: float = 0.02,
-    dropout: float = 0.0,
+    width: PositiveFloat = 1.0,
+    activation: Activation = "relu",
+    init: Init = "default",
+    init_std: PositiveFloat = 0.02,
+    dropout: Fraction = 0.0,
 ) -> VGG:
     """VGG-19; `init="default"` is torchvision's (Kaiming normal fan-out convs, N(0, 0.01) linears)."""
     del image_size  # adaptive pooling makes the network size-agnostic
-    width = check_width(width)
     layer_cfg = [v if v == "M" else scaled(v, width) for v in cfgs["E"]]
     features = make_layers(layer_cfg, batch_norm=batch_norm)
     features[0] = nn.Conv2d(in_channels, layer_cfg[0], kernel_size=3, padding=1)

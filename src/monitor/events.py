@@ -29,27 +29,35 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Literal, TypedDict, get_type_hints
+
+from pydantic import Field
+
+from src.config.types import NonNegativeFloat, Number, PositiveFloat, PositiveInt
 
 KINDS = ("nonfinite", "exploding", "vanishing", "divergence")
-POLICIES = ("stop", "continue")
-NONFINITE_COUNTS = ("tensors", "values")
+Policy = Literal["stop", "continue"]
+NonfiniteCount = Literal["tensors", "values"]
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Event limits; see the module docstring for the defaults' sources. Norms are L2 norms."""
 
-    max_loss: float = 1e4
-    max_grad_norm: float = 1e3
-    min_first_last_ratio: float = 1e-5
-    min_layer_grad_norm: float = 1e-8
-    vanishing_patience: int = 20
-    divergence_window: int = 50
-    divergence_factor: float = 10.0
-    divergence_min_loss: float = 2.5
+    max_loss: PositiveFloat = 1e4
+    max_grad_norm: PositiveFloat = 1e3
+    min_first_last_ratio: PositiveFloat = 1e-5
+    min_layer_grad_norm: PositiveFloat = 1e-8
+    vanishing_patience: PositiveInt = 20
+    divergence_window: PositiveInt = 50
+    divergence_factor: Annotated[Number, Field(gt=1)] = 10.0  # a spike is a multiple of the running mean
+    divergence_min_loss: NonNegativeFloat = 2.5
+
+
+# The keyword arguments of `Thresholds`, for signatures that pass them on (`**thresholds: Unpack[...]`)
+ThresholdSettings = TypedDict("ThresholdSettings", get_type_hints(Thresholds, include_extras=True), total=False)
 
 
 @dataclass(frozen=True)
@@ -67,37 +75,6 @@ class HealthEvent:
         """JSON with non-finite numbers written as strings ("nan", "inf"), which JSON itself lacks."""
         data = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
         return json.dumps({k: v for k, v in data.items() if v is not None})
-
-
-def check_settings(settings: Mapping[str, Any], prefix: str = "monitor") -> None:
-    """Raise ValueError naming the key, the value and what is allowed, for a monitor's settings."""
-
-    def fail(key: str, allowed: str) -> None:
-        raise ValueError(f"{prefix}.{key}={settings[key]!r} is not allowed; {allowed}")
-
-    for key in ("on_nonfinite", "on_divergence"):
-        if key in settings and settings[key] not in POLICIES:
-            fail(key, f"choose one of {list(POLICIES)}")
-    if "nonfinite_count" in settings and settings["nonfinite_count"] not in NONFINITE_COUNTS:
-        fail("nonfinite_count", f"choose one of {list(NONFINITE_COUNTS)}")
-    for key in ("max_loss", "max_grad_norm", "min_first_last_ratio", "min_layer_grad_norm", "divergence_factor"):
-        value = settings.get(key)
-        if key in settings and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
-            fail(key, "it must be a number > 0")
-    if "divergence_min_loss" in settings:
-        value = settings["divergence_min_loss"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            fail("divergence_min_loss", "it must be a number >= 0")
-    for key in ("every_n_steps", "vanishing_patience", "divergence_window"):
-        value = settings.get(key)
-        if key in settings and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            fail(key, "it must be an integer >= 1")
-    if "rel_update_every_n_steps" in settings:
-        value = settings["rel_update_every_n_steps"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            fail("rel_update_every_n_steps", "it must be an integer >= 0 (0 = never)")
-    if "divergence_factor" in settings and settings["divergence_factor"] <= 1:
-        fail("divergence_factor", "it must be a number > 1 (a spike is a multiple of the running mean)")
 
 
 class EventDetector:

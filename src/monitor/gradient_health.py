@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from src.monitor.events import KINDS, EventDetector, HealthEvent, Thresholds, check_settings
+from src.config.signature import checked
+from src.config.types import NonNegativeInt, PositiveInt
+from src.monitor.events import KINDS, EventDetector, HealthEvent, NonfiniteCount, Policy, Thresholds, ThresholdSettings
 from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, StatsBlock, summarize
 from src.monitor.plots import save_gradient_flow
 from src.monitor.sink import run_sink
@@ -52,26 +54,19 @@ class GradientHealthMonitor(pl.Callback):
         **thresholds: the fields of `Thresholds` (event limits, documented there).
     """
 
+    @checked("monitor")
     def __init__(
         self,
-        every_n_steps: int = 50,
-        rel_update_every_n_steps: int = 100,
-        nonfinite_count: str = "tensors",
-        on_nonfinite: str = "stop",
-        on_divergence: str = "stop",
+        every_n_steps: PositiveInt = 50,
+        rel_update_every_n_steps: NonNegativeInt = 100,
+        nonfinite_count: NonfiniteCount = "tensors",
+        on_nonfinite: Policy = "stop",
+        on_divergence: Policy = "stop",
         test_after_divergence: bool = False,
         plots: bool = True,
-        **thresholds: Any,
+        **thresholds: Unpack[ThresholdSettings],
     ) -> None:
         super().__init__()
-        unknown = set(thresholds) - set(Thresholds.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"monitor.{sorted(unknown)[0]} is not a monitor setting")
-        check_settings({
-            "every_n_steps": every_n_steps, "rel_update_every_n_steps": rel_update_every_n_steps,
-            "nonfinite_count": nonfinite_count, "on_nonfinite": on_nonfinite, "on_divergence": on_divergence,
-            **thresholds,
-        })
         self.every_n_steps = every_n_steps
         self.rel_update_every_n_steps = rel_update_every_n_steps
         self.count_values = nonfinite_count == "values"

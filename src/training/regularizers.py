@@ -23,16 +23,18 @@ only with `include_bias`, the affine scale and shift of normalization layers onl
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from src import foreach
+from src.config.signature import checked
+from src.config.types import Fraction, NonNegativeFloat, UnitInterval
 
 L2_MODES = ("penalty", "decoupled")
+L2Mode = Literal[L2_MODES]
 
 CONV_AND_LINEAR = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
@@ -41,39 +43,6 @@ NORM_LAYERS = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
     nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm,
 )  # their scale and shift only with `include_norm`
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-# key -> (is the value allowed, what is allowed); shared by the classes and by src/config/validation.py
-SETTING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "strength": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "l1_ratio": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "p": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "mode": (lambda v: v in L2_MODES, f"one of {list(L2_MODES)}"),
-    "proximal": (lambda v: isinstance(v, bool), "true or false"),
-    "include_bias": (lambda v: isinstance(v, bool), "true or false"),
-    "include_norm": (lambda v: isinstance(v, bool), "true or false"),
-}
-
-
-def setting_error(prefix: str, key: str, value: Any) -> str | None:
-    """The message for a disallowed `prefix.key=value` (None when the value is allowed)."""
-    if key not in SETTING_RULES:
-        return None
-    allowed, what = SETTING_RULES[key]
-    if allowed(value):
-        return None
-    return f"{prefix}.{key}={value!r} is not allowed; it must be {what}"
-
-
-def _check(prefix: str, **settings: Any) -> None:
-    for key, value in settings.items():
-        message = setting_error(prefix, key, value)
-        if message:
-            raise ValueError(message)
 
 
 def select_parameters(net: nn.Module, include_bias: bool = False, include_norm: bool = False) -> list[Tensor]:
@@ -150,7 +119,6 @@ class WeightRegularizer(Regularizer):
     penalizes_weights = True
 
     def __init__(self, include_bias: bool = False, include_norm: bool = False) -> None:
-        _check(f"reg.{self.name}", include_bias=include_bias, include_norm=include_norm)
         self.include_bias = include_bias
         self.include_norm = include_norm
 
@@ -172,11 +140,12 @@ class L1(WeightRegularizer):
     name = "l1"
     sparsifies = True
 
+    @checked("reg.l1")
     def __init__(
-        self, strength: float = 1e-4, proximal: bool = False, include_bias: bool = False, include_norm: bool = False
+        self, strength: NonNegativeFloat = 1e-4, proximal: bool = False, include_bias: bool = False,
+        include_norm: bool = False,
     ) -> None:
         super().__init__(include_bias, include_norm)
-        _check("reg.l1", strength=strength, proximal=proximal)
         self.strength = float(strength)
         self.proximal = proximal
 
@@ -221,11 +190,12 @@ class L2(WeightRegularizer):
 
     name = "l2"
 
+    @checked("reg.l2")
     def __init__(
-        self, strength: float = 1e-4, mode: str = "penalty", include_bias: bool = False, include_norm: bool = False
+        self, strength: NonNegativeFloat = 1e-4, mode: L2Mode = "penalty", include_bias: bool = False,
+        include_norm: bool = False,
     ) -> None:
         super().__init__(include_bias, include_norm)
-        _check("reg.l2", strength=strength, mode=mode)
         self.strength = float(strength)
         self.mode = mode
 
@@ -260,11 +230,12 @@ class ElasticNet(WeightRegularizer):
     name = "elasticnet"
     sparsifies = True
 
+    @checked("reg.elasticnet")
     def __init__(
-        self, strength: float = 1e-4, l1_ratio: float = 0.5, include_bias: bool = False, include_norm: bool = False
+        self, strength: NonNegativeFloat = 1e-4, l1_ratio: UnitInterval = 0.5, include_bias: bool = False,
+        include_norm: bool = False,
     ) -> None:
         super().__init__(include_bias, include_norm)
-        _check("reg.elasticnet", strength=strength, l1_ratio=l1_ratio)
         self.strength = float(strength)
         self.l1_ratio = float(l1_ratio)
 
@@ -285,9 +256,9 @@ class Dropout(Regularizer):
 
     name = "dropout"
 
-    def __init__(self, p: float = 0.5) -> None:
+    @checked("reg.dropout")
+    def __init__(self, p: Fraction = 0.5) -> None:
         super().__init__()
-        _check("reg.dropout", p=p)
         self.p = float(p)
 
     def network_kwargs(self) -> dict[str, Any]:

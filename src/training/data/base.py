@@ -8,6 +8,7 @@ so the `model` config (which reads them by interpolation) always fits.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -15,6 +16,9 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from src.config import ConfigError
+from src.config.signature import checked
+from src.config.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
 
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
@@ -49,23 +53,22 @@ class ImageDataModule(pl.LightningDataModule):
     name = "data"
     fixed_shape: tuple[int, int, int] | None = None  # (in_channels, num_classes, image_size)
 
+    @checked("data")
     def __init__(
         self,
-        data_dir: str = "data",
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        image_size: int = 32,
+        data_dir: WritableDir = "data",
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt | None = None,
+        num_workers: NonNegativeInt = 0,
+        seed: Seed = 0,
+        in_channels: PositiveInt = 1,
+        num_classes: ClassCount = 10,
+        image_size: PositiveInt = 32,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size!r} is not allowed; it must be an integer >= 1")
         if self.fixed_shape is not None and (in_channels, num_classes, image_size) != self.fixed_shape:
             c, k, s = self.fixed_shape
-            raise ValueError(
+            raise ConfigError(
                 f"data={self.name} has in_channels={c}, num_classes={k}, image_size={s}; "
                 f"got {in_channels}, {num_classes}, {image_size}"
             )
@@ -104,13 +107,9 @@ class ImageDataModule(pl.LightningDataModule):
 class TensorSplitDataModule(ImageDataModule):
     """Data that fits in memory as one tensor pair, split into train/val/test by stratified sampling."""
 
-    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.2, **kwargs) -> None:
-        super().__init__(**kwargs)
-        for key, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 <= frac < 1:
-                raise ValueError(f"data.{key}={frac!r} is not allowed; it must lie in [0, 1)")
-        if val_fraction + test_fraction >= 1:
-            raise ValueError("data.val_fraction + data.test_fraction must be < 1")
+    @checked("data")
+    def __init__(self, val_fraction: Fraction = 0.1, test_fraction: Fraction = 0.2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # the config checks val_fraction + test_fraction < 1 (src/config/checks.py)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
 
     def load_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,9 +3,13 @@ and synthetic class prototypes for smoke tests."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
+from src.config.signature import checked
+from src.config.types import NonNegativeFloat, PositiveInt
 from src.training.data.base import TensorSplitDataModule
 
 
@@ -65,10 +69,9 @@ class SyntheticDataModule(TensorSplitDataModule):
 
     name = "synthetic"
 
-    def __init__(self, num_samples: int = 512, noise: float = 1.0, **kwargs) -> None:
+    @checked("data")
+    def __init__(self, num_samples: PositiveInt = 512, noise: NonNegativeFloat = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if num_samples < 1:
-            raise ValueError(f"data.num_samples={num_samples!r} is not allowed; it must be an integer >= 1")
         self.num_samples, self.noise = num_samples, noise
 
     def load_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:

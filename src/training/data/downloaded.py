@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from src.config.signature import checked
+from src.config.types import OpenFraction, PositiveFloat
 from src.training.data.base import OFFLINE_HINT, DataUnavailableError, ImageDataModule, stratified_split
 
 
@@ -15,12 +18,12 @@ class TorchvisionDataModule(ImageDataModule):
     """A torchvision dataset with an official train/test split; validation is a stratified part
     of the training set. Downloads into `data_dir` when allowed; offline, names what is missing."""
 
+    @checked("data")
     def __init__(
-        self, val_fraction: float = 0.1, download: bool = True, download_timeout: float = 20.0, **kwargs
+        self, val_fraction: OpenFraction = 0.1, download: bool = True, download_timeout: PositiveFloat = 20.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"data.val_fraction={val_fraction!r} is not allowed; it must lie in (0, 1)")
         self.val_fraction, self.download, self.download_timeout = val_fraction, download, download_timeout
 
     def required_files(self) -> list[Path]:

@@ -1,0 +1,27 @@
+"""The callbacks group: settings of Lightning's ModelCheckpoint. Other callbacks (a test's injected
+`+callbacks.x._target_=...`) are checked by their arguments' names."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypedDict
+
+from pydantic import Field
+
+from src.config.types import NonNegativeInt, Text, WritableDir
+
+
+class ModelCheckpoint(TypedDict, total=False):
+    dirpath: WritableDir | None
+    filename: Text | None
+    monitor: Text | None  # the metric that decides "best"
+    mode: Literal["min", "max"]
+    save_top_k: Annotated[int, Field(ge=-1)]  # -1 = keep all
+    save_last: bool | Literal["link"] | None
+    auto_insert_metric_name: bool
+    save_weights_only: bool
+    every_n_epochs: NonNegativeInt | None
+    every_n_train_steps: NonNegativeInt | None
+    verbose: bool
+
+
+SCHEMAS = {"pytorch_lightning.callbacks.ModelCheckpoint": ModelCheckpoint}

@@ -1,0 +1,27 @@
+"""The root keys of `conf/train.yaml` and the groups without a `_target_`: logger and paths."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from src.config.types import Seed, Text, WritableDir
+
+
+class Root(TypedDict, total=False):
+    seed: Seed
+    test: bool
+    optimized_metric: Text | None
+    resume: Text | None  # an MLflow run id
+    ckpt_path: Text | None
+
+
+class Logger(TypedDict, total=False):
+    experiment_name: Text
+    run_name: Text | None
+
+
+class Paths(TypedDict, total=False):
+    root_dir: WritableDir
+    data_dir: WritableDir
+    log_dir: WritableDir
+    output_dir: WritableDir
