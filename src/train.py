@@ -60,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     import pytorch_lightning as pl
 
+    from src.lifecycle.checkpoint_io import AtomicCheckpoints
     from src.lifecycle.graceful_stop import GracefulStop
     from src.lifecycle.reaper import reap_at_start
     from src.lifecycle.resume import (
@@ -87,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with tracked_run(cfg, choices, overrides, resume=resume) as run:
         callbacks = build_callbacks(cfg)
         ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
-        callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
+        callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"]), AtomicCheckpoints()]
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)

@@ -67,3 +67,18 @@ def test_a_truncated_checkpoint_names_itself_and_the_last_good_one(tmp_path: Pat
 def test_a_missing_checkpoint_with_nothing_beside_it(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="it does not exist. There is no other readable checkpoint"):
         read_checkpoint(tmp_path / "last.ckpt")
+
+
+def test_every_run_saves_through_the_atomic_plugin(compose, tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+
+    from src.lifecycle.checkpoint_io import AtomicCheckpoints
+    from src.training.builders import build_datamodule, build_module
+
+    cfg = compose("model=mlp", "data=synthetic", "data.num_samples=64")
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", default_root_dir=tmp_path, enable_progress_bar=False,
+                         logger=False, callbacks=[AtomicCheckpoints()])
+    trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    saved = list(tmp_path.rglob("*.ckpt"))
+    assert saved and all(read_checkpoint(p)["global_step"] >= 1 for p in saved)

@@ -11,7 +11,9 @@ naming the file, so the run ends FAILED with that message (`src/lifecycle/exits.
 Loading goes through `read_checkpoint`, which turns a truncated or corrupt file into a
 `CheckpointError` naming it and the newest readable checkpoint beside it.
 
-Used from the trainer configs: `trainer.plugins: [{_target_: src.lifecycle.checkpoint_io.AtomicCheckpointIO}]`.
+`AtomicCheckpoints`, a callback the entry point adds to every run, installs it on the trainer's
+strategy at `setup` (before Lightning restores or saves anything); a `CheckpointIO` plugin the
+user configured (`trainer.plugins`, e.g. for object storage) is left in place.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
@@ -100,6 +103,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not is_local(path):
             return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
         return read_checkpoint(path, map_location=map_location)
+
+
+class AtomicCheckpoints(pl.Callback):
+    """Makes the trainer write its checkpoints with `AtomicCheckpointIO` (see the module docstring)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a user's plugin
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
 
 def checkpoints_beside(path: Path) -> list[Path]:
