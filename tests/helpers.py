@@ -57,8 +57,8 @@ class SignalAtStep(pl.Callback):
 
     `signum=0` sends nothing (a sweep picks the signal per job). `first_attempt_only`: only in a run
     that started from step 0, so that `resume=<run_id>` alone (which restores this callback) finishes.
-    `after_siblings_s`: before signalling, wait up to that many seconds until no other job of the
-    same sweep is RUNNING, so a SIGKILL (which makes joblib's pool kill its other workers) hits one job.
+    `after_siblings_s`: before a SIGKILL, wait up to that many seconds until every other job of the
+    sweep has ended, so that it hits one job (joblib's pool kills its other workers when one dies).
     """
 
     def __init__(self, step: int = 3, signum: int = int(signal.SIGINT), first_attempt_only: bool = False,
@@ -76,21 +76,27 @@ class SignalAtStep(pl.Callback):
         if self.first_attempt_only and not self.fresh:
             return
         self.sent = True
-        if self.after_siblings_s:
+        if self.after_siblings_s and self.signum == signal.SIGKILL:  # other signals stop this job alone
             wait_for_siblings(trainer, self.after_siblings_s)
         os.kill(os.getpid(), self.signum)
 
 
 def wait_for_siblings(trainer: pl.Trainer, timeout_s: float) -> None:
-    """Wait until no other run of this run's sweep is RUNNING (or `timeout_s` passed)."""
+    """Wait until every other job of this run's sweep has ended (or `timeout_s` passed).
+
+    "Ended", not "not RUNNING": a sibling still importing in its worker has no run yet.
+    """
     logger = trainer.logger
     client, run_id = logger.experiment, logger.run_id
-    sweep_id = client.get_run(run_id).data.tags.get("sweep_id")
+    parent = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return
+    others = int(client.get_run(parent).data.tags.get("sweep_planned_jobs", "1")) - 1
+    experiments = [e.experiment_id for e in client.search_experiments()]
     deadline = time.monotonic() + timeout_s
-    while sweep_id and time.monotonic() < deadline:
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        running = client.search_runs(experiments, f"tags.sweep_id = '{sweep_id}' and attributes.status = 'RUNNING'")
-        if not [r for r in running if r.info.run_id != run_id and r.data.tags.get("sweep_role") == "job"]:
+    while time.monotonic() < deadline:
+        runs = client.search_runs(experiments, f"tags.`mlflow.parentRunId` = '{parent}'")
+        if sum(r.info.run_id != run_id and r.info.status != "RUNNING" for r in runs) >= others:
             return
         time.sleep(0.5)
 

@@ -24,7 +24,7 @@ CHAOS = [
     "model=mlp", "model.depth=2", "model.width=16", "data.num_samples=128", "data.batch_size=16", "sched=none",
     "trainer.max_steps=-1", "trainer.max_epochs=5", "test=false", "monitor=off",  # 6 steps an epoch, 30 in all
     "+callbacks.chaos._target_=tests.helpers.SignalAtStep", "+callbacks.chaos.step=14",
-    "+callbacks.chaos.first_attempt_only=true", "+callbacks.chaos.after_siblings_s=60",
+    "+callbacks.chaos.first_attempt_only=true", "+callbacks.chaos.after_siblings_s=300",
     f"+callbacks.chaos.signum={','.join(map(str, SIGNALS))}",
     "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
 ]
