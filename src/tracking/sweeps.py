@@ -152,11 +152,20 @@ class MlflowSweepCallback(Callback):
         heartbeat = Heartbeat(mlflow_client, run_id, heartbeat_s).start()
         self._open = {**info, "client": mlflow_client, "sweep_dir": sweep_dir, "heartbeat": heartbeat,
                       "planned": int(tags[PLANNED_TAG])}
-        atexit.register(self.close)  # Hydra skips on_multirun_end when a job raised
+        atexit.register(self.close_at_exit)  # Hydra skips on_multirun_end when a job raised
         print(f"MLflow sweep {sweep_id}: parent run {run_id} in experiment {config.logger.experiment_name}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.close()
+
+    def close_at_exit(self) -> None:
+        """`close`, saying in one line (not a traceback) when the store cannot be reached any more."""
+        sweep_id = (self._open or {}).get("sweep_id")
+        try:
+            self.close()
+        except Exception as err:  # noqa: BLE001 - the interpreter is exiting; the reaper closes the parent later
+            print(f"MLflow sweep {sweep_id}: could not close its parent run ({type(err).__name__}: "
+                  f"{str(err).splitlines()[0]}); the reaper will close it as lost")
 
     def close(self) -> None:
         """Record the jobs' outcomes on the parent run and end it; a no-op once closed.
