@@ -39,6 +39,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.logger import RunLogger
     from src.tracking.store import ui_command
+    from src.tracking.ui_links import run_url, ui_base_url
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
@@ -66,11 +67,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise KeyboardInterrupt
     if not run["owner"]:
         return metrics
-    name = run["client"].get_run(run["run_id"]).info.run_name
-    print(f"\nMLflow run {name} (id {run['run_id']}) outcome={run['outcome']}")
+    info, uri = run["client"].get_run(run["run_id"]).info, run["client"].tracking_uri
+    print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run['outcome']}")
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
-    print(f"Open the UI: {ui_command()}\n")
+    print(f"Open the UI: {ui_command(uri)}")
+    print(f"Run page:    {run_url(ui_base_url(uri), info.experiment_id, info.run_id)}\n")
     return metrics
 
 

@@ -73,3 +73,5 @@ def test_end_of_run_says_where_the_run_is(run_cli, mlflow_client, capsys) -> Non
     assert run.info.run_name.startswith("lenet5-none-sgd-synthetic-n64-ch1-")
     assert f"test/acc = {run.data.metrics['test/acc']:.4f}" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out and "--host 127.0.0.1" in out
+    run_page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"Run page:    {run_page}?workflowType=machine_learning" in out
