@@ -37,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.lifecycle.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
     from src.lifecycle.run_context import tracked_run
     from src.monitor.verdict import VerdictSource, combine
+    from src.tracking.datasets import LogDatasetInputs
     from src.tracking.logger import RunLogger
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
@@ -52,6 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = build_callbacks(cfg)
         ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
         callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
+        callbacks += [LogDatasetInputs(run["client"], run["run_id"])]  # the Dataset column of the UI
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)

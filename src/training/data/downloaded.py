@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from src.training.data.base import OFFLINE_HINT, DataUnavailableError, ImageDataModule, stratified_split
+from src.training.data.description import DataDescription, file_sha256
 
 
 class TorchvisionDataModule(ImageDataModule):
@@ -23,8 +24,18 @@ class TorchvisionDataModule(ImageDataModule):
             raise ValueError(f"data.val_fraction={val_fraction!r} is not allowed; it must lie in (0, 1)")
         self.val_fraction, self.download, self.download_timeout = val_fraction, download, download_timeout
 
+    source_url = ""  # where torchvision downloads it from
+
     def required_files(self) -> list[Path]:
         raise NotImplementedError
+
+    def describe(self) -> DataDescription:
+        """The downloaded files, identified by their sha256 (computed once per file, then remembered in the
+        data folder); validation is a seeded part of the official training set, the test set is official."""
+        files = {p.name: file_sha256(p, self.data_dir) for p in self.required_files()}
+        drawn = {"seed": self.seed, "val_fraction": self.val_fraction}
+        return self._description(self.source_url, "http", {"files_sha256": files},
+                                 {"train": drawn, "val": drawn, "test": {"official": "test"}})
 
     def make(self, train: bool, transform) -> Dataset:  # noqa: ANN001
         raise NotImplementedError
@@ -77,6 +88,7 @@ class MNISTDataModule(TorchvisionDataModule):
 
     name = "mnist"
     fixed_shape = (1, 10, 32)
+    source_url = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first mirror
 
     def required_files(self) -> list[Path]:
         from torchvision.datasets import MNIST
@@ -101,6 +113,7 @@ class CIFAR10DataModule(TorchvisionDataModule):
 
     name = "cifar10"
     fixed_shape = (3, 10, 32)
+    source_url = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
     def required_files(self) -> list[Path]:
