@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.tracking.client import client, log_batch, search_all_runs
 from src.tracking.params import git_commit
 from src.tracking.store import get_or_create_experiment, tracking_uri
+from src.tracking.study_result import record_study_result
 from src.tracking.sweep_axes import sweep_varying_keys
 
 SWEEP_FILE = "mlflow_sweep.json"  # written by the sweep callback into the sweep dir, read by every job
@@ -144,6 +145,7 @@ class MlflowSweepCallback(Callback):
         if jobs > len(children):  # started, but failed before its run existed (e.g. a bad setting)
             outcomes["no_run"] += jobs - len(children)
         text, status = summarize(outcomes, jobs)
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial
         log_batch(
             mlflow_client,
             parent,
