@@ -4,8 +4,8 @@
 A part is the key's abbreviation followed by the value: numbers and booleans directly (`bn1`,
 `lr0.05`, `lam1e-4`), words after `=` (`act=tanh`). Well-known keys have a short abbreviation in
 `ABBREVIATIONS`; any other key falls back to its last segment (`callbacks.poison.step=3` -> `step3`).
-Numbers keep at most 4 significant digits, in the shorter of plain or scientific notation (`1e-4`,
-not `0.0001`); the full override stays in the run's `overrides` tag.
+Numbers keep at most 4 significant digits, scientific below 0.01 (`1e-4`, not `0.0001`); the full
+override stays in the run's `overrides` tag.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def order(key: str) -> tuple[int, str]:
 
 
 def short_number(value: float) -> str:
-    """Fewest characters for `value` at <= 4 significant digits: 0.05, 1e-4, 2.5e-5, 1e5, 0.01235."""
+    """`value` at <= 4 significant digits (fewer when they say it exactly): plain from 0.01 to 99999
+    (0.05, 0.01235, 1500), scientific outside (1e-4, 2.5e-5, 1e5)."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
     digits = next((d for d in range(1, 4) if float(f"{value:.{d}g}") == value), 4)
@@ -116,9 +117,10 @@ def short_number(value: float) -> str:
     mantissa = f"{rounded / 10**exponent:.{digits - 1}f}"
     mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
     scientific = f"{mantissa}e{exponent}"
+    if exponent < -2 or exponent > 4:  # 0.001 -> 1e-3, 1.5e-4, 2e5: one notation for small and large values
+        return scientific
     plain = f"{rounded:.{max(0, digits - 1 - exponent)}f}"
-    plain = plain.rstrip("0").rstrip(".") if "." in plain else plain
-    return min((plain, scientific), key=len)  # a tie keeps the plain form
+    return plain.rstrip("0").rstrip(".") if "." in plain else plain
 
 
 def short_value(text: str) -> tuple[str, bool]:
