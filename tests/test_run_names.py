@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.tracking.naming import deduplicate_in_sweep, run_name
+from src.tracking.naming import deduplicate_in_sweep, parse_overrides, run_name
 from src.tracking.short_forms import part, short_number, short_value
 from src.tracking.sweep_axes import varying_keys
 from tests.sweeps import run_sweep, sweep_runs, tail
@@ -43,6 +43,12 @@ def test_varying_keys_come_from_the_command_line_and_the_sweeper_params() -> Non
     lines = ["+study/model=resnet152,vgg19", "seed=0,1,2", "optim.lr=tag(log,interval(0.001,0.5))",
              "model=vgg19", "model.batch_norm=true,false", "x=choice(1)", "seed=1"]
     assert varying_keys(lines) == ["study/model", "optim.lr", "model.batch_norm"]  # seed pinned, x single
+
+
+def test_overrides_are_read_as_typed_and_odd_ones_do_not_break_a_name() -> None:
+    lines = ["+study/arm=l1_adam", "~model.pool", "optim.lr=0.0500", "api_key=***", "broken=[a", "seed=0,1"]
+    assert parse_overrides(lines) == [("study/arm", "l1_adam"), ("optim.lr", "0.0500"), ("api_key", "***"),
+                                      ("broken", "[a")]  # a deletion and a sweep name nothing
 
 
 def test_single_run_names_its_non_default_overrides(compose) -> None:

@@ -31,17 +31,26 @@ def reg_label(cfg: DictConfig) -> str:
 
 
 def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
-    """(key, value as given) of each override; group overrides by group (`+study/arm=x` -> `study/arm`).
+    """(key, value as typed) of each override; group overrides by group (`+study/arm=x` -> `study/arm`).
 
-    Deletions (`~key`) name nothing. Values are Hydra's own text (`True`, `0.05`, `[l2,dropout]`).
+    Deletions (`~key`) name nothing. Hydra's parser finds the key; the value is the text after the
+    first `=` (`True`, `0.05`, `[l2,dropout]`); an override it cannot parse (a redacted secret, say)
+    is split at that `=` as it is.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    parsed = []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.is_delete() or override.is_sweep_override():
+    parser, parsed = OverridesParser.create(), []
+    for line in overrides:
+        key, _, value = line.partition("=")
+        try:
+            override = parser.parse_override(line)
+        except HydraException:
+            if value and not key.startswith("~"):
+                parsed.append((key.lstrip("+"), value))
             continue
-        parsed.append((override.key_or_group, override.get_value_element_as_str()))
+        if not (override.is_delete() or override.is_sweep_override()):
+            parsed.append((override.key_or_group, value))
     return parsed
 
 
