@@ -74,13 +74,18 @@ def log_dataset_inputs(mlflow_client: Any, run_id: str, description: DataDescrip
 
 class LogDatasetInputs(pl.Callback):
     """Records the trainer's data module as the run's dataset inputs, once its splits exist (`on_fit_start`,
-    after Lightning's `setup`); on rank zero only. A data module without `describe()` is skipped."""
+    after Lightning's `setup`); on rank zero only. A data module without a `describe()` is skipped."""
 
     def __init__(self, mlflow_client: Any, run_id: str) -> None:
         self.client, self.run_id = mlflow_client, run_id
 
     @rank_zero_only
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        if datamodule is not None and callable(getattr(datamodule, "describe", None)):
-            log_dataset_inputs(self.client, self.run_id, datamodule.describe())
+        describe = getattr(trainer.datamodule, "describe", None)
+        if not callable(describe):
+            return
+        try:
+            description = describe()
+        except NotImplementedError:  # a data module of its own that does not say what it holds
+            return
+        log_dataset_inputs(self.client, self.run_id, description)
