@@ -145,13 +145,13 @@ class MlflowSweepCallback(Callback):
         if jobs > len(children):  # started, but failed before its run existed (e.g. a bad setting)
             outcomes["no_run"] += jobs - len(children)
         text, status = summarize(outcomes, jobs)
-        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial
         log_batch(
             mlflow_client,
             parent,
             tags={"sweep_jobs": jobs, "sweep_outcomes": text, "sweep_all_completed": str(status == "FINISHED").lower()},
         )
         mlflow_client.set_terminated(parent, status)
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
 
 
