@@ -47,7 +47,13 @@ def merge_overrides(stored: list[str], typed: list[str]) -> list[str]:
     merged: dict[str, tuple[Any, str]] = {}
     for origin, lines in (("stored", stored), ("typed", typed)):
         for line in lines:
-            override = parser.parse_override(line)
+            try:
+                override = parser.parse_override(line)
+            except Exception as err:  # noqa: BLE001 - e.g. a stored value whose secret was hidden
+                from src.lifecycle.resume import ResumeError
+
+                raise ResumeError(f"resume: the {origin} override {line!r} cannot be read ({err}); pass it again "
+                                  "on the command line in Hydra's syntax. The run was not changed.") from None
             key = override.get_key_element().lstrip("+~")
             if origin == "stored" and override.key_or_group in RUN_CONTROL_KEYS:
                 continue

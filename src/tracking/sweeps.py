@@ -38,6 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.tracking.client import client, log_batch
 from src.tracking.params import git_commit
 from src.tracking.store import get_or_create_experiment, tracking_uri
+from src.tracking.study_result import record_study_result
+from src.tracking.sweep_axes import sweep_varying_keys
 from src.tracking.sweep_tally import PLANNED_TAG, job_dirs, record_tally, summarize, tally
 
 __all__ = ["MlflowSweepCallback", "read_sweep_file", "summarize", "sweep_context", "sweep_tags"]
@@ -142,6 +144,7 @@ class MlflowSweepCallback(Callback):
         info = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id, "sweep_id": sweep_id,
                 "launcher_host": tags["host"], "launcher_pid": os.getpid()}
         try:
+            info["varying_keys"] = sweep_varying_keys(config)  # what the jobs' run names show
             params = config.hydra.sweeper.get("params")
             record = {"sweep_id": sweep_id, "overrides": overrides, "sweeper_params": params or {}}
             mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(record)), "config/sweep.yaml")
@@ -196,5 +199,6 @@ class MlflowSweepCallback(Callback):
                   f"above) -> parent run {parent} deleted")
             return
         status = record_tally(mlflow_client, parent, jobs, started, outcomes)
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
         text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
