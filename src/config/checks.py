@@ -92,9 +92,21 @@ def a_diverged_run_can_stop(cfg: DictConfig) -> list[str]:
             "or the policy to continue"]
 
 
+def resnet_knobs_agree(cfg: DictConfig) -> list[str]:
+    """ResNet-152's `zero_init_residual` needs its shortcuts (`residual`): the model's own rule, asked here."""
+    from src.models.resnet import knob_conflicts, resnet152
+
+    model = cfg.get("model") or {}
+    if "_target_" not in model or get_object(model._target_) is not resnet152:
+        return []
+    defaults = inspect.signature(resnet152).parameters
+    knobs = {k: model.get(k, defaults[k].default) for k in ("residual", "zero_init_residual")}
+    return knob_conflicts(**knobs)
+
+
 CHECKS: list[Callable[[DictConfig], list[str]]] = [
     training_has_an_end, split_leaves_training_data, one_way_to_resume, no_relaunching_ddp_in_a_multirun,
-    no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop,
+    no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop, resnet_knobs_agree,
 ]
 
 
