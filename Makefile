@@ -22,8 +22,9 @@ test: lint  ## lint, then the test suite (slow tests excluded)
 lint: .venv/.installed  ## ruff over the whole repository
 	.venv/bin/ruff check .
 
-ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given)
+ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given); prints each experiment's URL
 	mkdir -p mlruns
+	$(PY) -m src.tracking.ui_links --store $(STORE) --base-url http://$(UI_HOST):5000
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
 study: .venv/.installed  ## the seed_grid study (45 runs, ~12 min on 2 cores), then its report (also when a job failed)

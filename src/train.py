@@ -61,8 +61,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.lifecycle.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
     from src.lifecycle.run_context import tracked_run
     from src.monitor.verdict import VerdictSource, combine
+    from src.tracking.datasets import LogDatasetInputs
     from src.tracking.logger import RunLogger
     from src.tracking.store import ui_command
+    from src.tracking.ui_links import run_url, ui_base_url
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
@@ -75,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = build_callbacks(cfg)
         ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
         callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
+        callbacks += [LogDatasetInputs(run["client"], run["run_id"])]  # the Dataset column of the UI
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
@@ -90,11 +93,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise KeyboardInterrupt
     if not run["owner"]:
         return metrics
-    name = run["client"].get_run(run["run_id"]).info.run_name
-    print(f"\nMLflow run {name} (id {run['run_id']}) outcome={run['outcome']}")
+    info, uri = run["client"].get_run(run["run_id"]).info, run["client"].tracking_uri
+    print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run['outcome']}")
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
-    print(f"Open the UI: {ui_command()}\n")
+    print(f"Open the UI: {ui_command(uri)}")
+    print(f"Run page:    {run_url(ui_base_url(uri), info.experiment_id, info.run_id)}\n")
     return metrics
 
 

@@ -16,7 +16,8 @@ def test_each_model_trains_and_is_tracked(run_cli, mlflow_client, model: str) ->
     run = only_run(mlflow_client)
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "completed"
-    assert run.info.run_name == f"{model}-none-sgd-s0"
+    width = "" if model == "lenet5" else "-w0.0625"  # the command line's overrides, in short form
+    assert run.info.run_name == f"{model}-none-sgd-synthetic-n64{width}-ep1-steps2-trainb4-valb2-testb2-s0"
     assert run.data.params["model._target_"].endswith(model)
     assert "train/loss" in run.data.metrics and "test/acc" in run.data.metrics
     artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "config")}
@@ -68,6 +69,9 @@ def test_end_of_run_says_where_the_run_is(run_cli, mlflow_client, capsys) -> Non
     assert run_cli("data=synthetic", "data.in_channels=1", "data.num_samples=64", "trainer.max_steps=1", *FAST) == 0
     out = capsys.readouterr().out
     run = only_run(mlflow_client)
-    assert f"MLflow run lenet5-none-sgd-s0 (id {run.info.run_id})" in out
+    assert f"MLflow run {run.info.run_name} (id {run.info.run_id})" in out
+    assert run.info.run_name.startswith("lenet5-none-sgd-synthetic-n64-ch1-")
     assert f"test/acc = {run.data.metrics['test/acc']:.4f}" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out and "--host 127.0.0.1" in out
+    run_page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"Run page:    {run_page}?workflowType=machine_learning" in out

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.tracking.client import client, log_batch
-from src.tracking.naming import reg_label, run_name
+from src.tracking.naming import deduplicate_in_sweep, reg_label, run_name
 from src.tracking.params import config_params, git_commit, log_config
 from src.tracking.redaction import scrub, scrub_overrides
 from src.tracking.store import get_or_create_experiment
@@ -34,7 +34,7 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
     overrides = scrub_overrides(overrides)
     commit = git_commit()
     tags = {
-        "mlflow.runName": run_name(cfg, choices),
+        "mlflow.runName": run_name(cfg, choices, overrides, sweep),
         "mlflow.source.git.commit": commit,
         "git_commit": commit,
         "overrides": " ".join(overrides),
@@ -45,6 +45,7 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
     run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=scrub(tags))
     run_id = run.info.run_id
     try:
+        deduplicate_in_sweep(mlflow_client, run, sweep)
         log_batch(mlflow_client, run_id, params=config_params(cfg))
         log_config(mlflow_client, run_id, cfg, overrides)
     except BaseException:

