@@ -83,9 +83,9 @@ def test_activation_swap_leaves_no_relu(builder, activation: str, cls: type) -> 
     assert any(isinstance(m, cls) for m in net.modules())
 
 
-def test_vgg19_batch_norm_and_no_dropout_by_default() -> None:
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in vgg19(width=0.0625).modules())
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in vgg19(width=0.0625, batch_norm=True).modules()) == 16
+def test_vgg19_batch_norm_by_default_and_no_dropout() -> None:
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in vgg19(width=0.0625).modules()) == 16
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in vgg19(width=0.0625, batch_norm=False).modules())
     assert not any(isinstance(m, nn.Dropout) for m in vgg19(width=0.0625).modules())
 
 
@@ -104,7 +104,8 @@ def test_named_inits() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"activation": "gelu"}, "model.activation='gelu' is not allowed; it must be one of ['relu', 'sigmoid', 'tanh']"),
-     ({"init": "orthogonal"}, "model.init='orthogonal' is not allowed; it must be one of ['default', 'kaiming', "),
+     ({"init": "orthogonal"}, "model.init='orthogonal' is not allowed; it must be one of ['cifar', 'torchvision', "),
+     ({"init": "default"}, "model.init='default' is not allowed; it must be one of ['cifar', 'torchvision', 'kai"),
      ({"width": 0.0}, "model.width=0.0 is not allowed; it must be a number > 0"),
      ({"init": "normal", "init_std": 0.0}, "model.init_std=0.0 is not allowed; it must be a number > 0"),
      ({"batch_norm": 1}, "model.batch_norm=1 is not allowed; it must be true or false"),

@@ -14,7 +14,7 @@ from src.tracking.short_forms import part, short_number, short_value
 from src.tracking.sweep_axes import varying_keys
 from tests.sweeps import run_sweep, sweep_runs, tail
 
-BN_INIT_SWEEP = ["model=vgg19", "model.width=0.0625", "model.batch_norm=true,false", "model.init=default,kaiming"]
+BN_INIT_SWEEP = ["model=vgg19", "model.width=0.0625", "model.batch_norm=true,false", "model.init=torchvision,kaiming"]
 
 
 @pytest.mark.parametrize(
@@ -71,12 +71,12 @@ def test_bn_init_jobs_get_distinct_names(compose) -> None:
     varying = varying_keys(BN_INIT_SWEEP)
     assert varying == ["model.batch_norm", "model.init"]
     names = []
-    for num, (bn, init) in enumerate(itertools.product(["True", "False"], ["default", "kaiming"])):
+    for num, (bn, init) in enumerate(itertools.product(["True", "False"], ["torchvision", "kaiming"])):
         job = ["model=vgg19", "model.width=0.0625", f"model.batch_norm={bn}", f"model.init={init}"]
         names.append(run_name(compose(*job), {"model": "vgg19", "optim": "sgd"}, job,
                               {"job_num": num, "varying_keys": varying}))
-    assert names == ["vgg19-none-sgd-bn1-init=default-s0", "vgg19-none-sgd-bn1-init=kaiming-s0",
-                     "vgg19-none-sgd-bn0-init=default-s0", "vgg19-none-sgd-bn0-init=kaiming-s0"]
+    assert names == ["vgg19-none-sgd-bn1-init=torchvision-s0", "vgg19-none-sgd-bn1-init=kaiming-s0",
+                     "vgg19-none-sgd-bn0-init=torchvision-s0", "vgg19-none-sgd-bn0-init=kaiming-s0"]
 
 
 def test_a_collision_within_a_sweep_gets_the_job_number(mlflow_client: MlflowClient) -> None:
@@ -96,7 +96,7 @@ def test_sweep_over_batch_norm_and_init_names_every_job_apart(tmp_path: Path, ml
     assert proc.returncode == 0, tail(proc)
     parent, children = sweep_runs(MlflowClient(tracking_uri=mlflow_store))
     names = {r.info.run_name for r in children}
-    assert names == {f"vgg19-none-sgd-bn{bn}-init={init}-s0" for bn in (0, 1) for init in ("default", "kaiming")}
+    assert names == {f"vgg19-none-sgd-bn{bn}-init={init}-s0" for bn in (0, 1) for init in ("torchvision", "kaiming")}
     for run in children:  # the full override string stays a tag
         bn = run.data.params["model.batch_norm"] == "True"
         assert f"model.batch_norm={bn}" in run.data.tags["overrides"].split()

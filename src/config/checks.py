@@ -1,5 +1,6 @@
 """The checks across keys: settings that are each allowed but not together. They run once every
-single value is allowed (`src/config/validation.py`); each returns its problems, one line each."""
+single value is allowed (`src/config/validation.py`); each returns its problems, one line each.
+`WARNINGS` are checks of the same kind whose lines are logged at start instead of refusing the run."""
 
 from __future__ import annotations
 
@@ -92,11 +93,85 @@ def a_diverged_run_can_stop(cfg: DictConfig) -> list[str]:
             "or the policy to continue"]
 
 
+def resnet_knobs_agree(cfg: DictConfig) -> list[str]:
+    """ResNet-152's `zero_init_residual` needs its shortcuts (`residual`): the model's own rule, asked here."""
+    from src.models.resnet import knob_conflicts, resnet152
+
+    model = cfg.get("model") or {}
+    if "_target_" not in model or get_object(model._target_) is not resnet152:
+        return []
+    defaults = inspect.signature(resnet152).parameters
+    knobs = {k: model.get(k, defaults[k].default) for k in ("residual", "zero_init_residual")}
+    return knob_conflicts(**knobs)
+
+
+def an_l2_step_keeps_the_weights_sign(cfg: DictConfig) -> list[str]:
+    """A warning, not an error (a study may want it): where the L2 term acts on the weights through the
+    factor (1 − 2ηλ) per step, 2ηλ ≥ 1 makes it ≤ 0, so each step flips the sign of every penalized weight
+    and, below −1, grows it: the only way the penalty itself can make a run diverge.
+
+    The factor exists with SGD for `l2` in penalty mode (θ ← (1 − 2ηλ)θ − η∇L) and for a gradient-form
+    `elasticnet` (λ(1 − r) in place of λ); with any optimizer for `l2` in decoupled mode (θ ← (1 − 2ηλ)θ
+    before the update). η is `optim.lr`, the run's largest rate (the cosine and step schedules only lower
+    it). With heavy-ball momentum β the penalty-mode weights oscillate and diverge past 2ηλ > 2(1 + β),
+    momentum's stability bound on a quadratic of curvature 2λ. Adam has no such line: it divides the
+    gradient 2λθ by the root of its running second moment, so a weight moves by about η per step whatever
+    λ is; the penalty pulls it toward 0 at most that fast and leaves it within about η of 0, with no factor
+    that could turn negative. Proximal Elastic Net divides by 1 + 2ηλ(1 − r) ≥ 1 and cannot flip either.
+    """
+    from torch.optim import SGD
+
+    from src.training.regularizers import L2, ElasticNet
+
+    optim = cfg.get("optim") or {}
+    if "_target_" not in optim:
+        return []
+    optimizer = get_object(optim._target_)
+    lr = float(optim.get("lr", inspect.signature(optimizer).parameters["lr"].default))
+    sgd = isinstance(optimizer, type) and issubclass(optimizer, SGD)
+    momentum = float(optim.get("momentum", 0) or 0) if sgd else 0.0
+    lines = []
+    for name, node in (cfg.get("reg") or {}).items():
+        cls = get_object(node._target_)
+        defaults = inspect.signature(cls).parameters
+        knob = {key: node.get(key, defaults[key].default) for key in ("strength", "mode", "l1_ratio", "proximal")
+                if key in defaults}
+        if isinstance(cls, type) and issubclass(cls, L2) and (sgd or knob["mode"] == "decoupled"):
+            product, what = 2 * lr * knob["strength"], f"reg.{name}.strength={knob['strength']:g}"
+            formula = "2·lr·strength"
+            through_momentum = knob["mode"] == "penalty" and momentum > 0
+        elif isinstance(cls, type) and issubclass(cls, ElasticNet) and sgd and not knob["proximal"]:
+            product = 2 * lr * knob["strength"] * (1 - knob["l1_ratio"])
+            what = f"reg.{name}.strength={knob['strength']:g} and reg.{name}.l1_ratio={knob['l1_ratio']:g}"
+            formula, through_momentum = "2·lr·strength·(1 − l1_ratio)", momentum > 0
+        else:
+            continue
+        if product < 1:
+            continue
+        momentum_note = (f" (with momentum {momentum:g} they oscillate instead, and diverge once it passes "
+                         f"2(1 + momentum) = {2 * (1 + momentum):g})") if through_momentum else ""
+        lines.append(
+            f"{what} with optim.lr={lr:g} ({optimizer.__name__}): {formula} = {product:g} ≥ 1, so the penalty's "
+            f"factor on the weights per step is 1 − {product:g} = {1 - product:g} ≤ 0: it flips their sign every "
+            f"step, and below −1 grows them until the run diverges{momentum_note}. Training goes on as asked; "
+            "lower the strength or optim.lr unless this is the experiment"
+        )
+    return lines
+
+
 CHECKS: list[Callable[[DictConfig], list[str]]] = [
     training_has_an_end, split_leaves_training_data, one_way_to_resume, no_relaunching_ddp_in_a_multirun,
-    no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop,
+    no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop, resnet_knobs_agree,
 ]
 
 
 def cross_key_problems(cfg: DictConfig) -> list[str]:
     return [problem for check in CHECKS for problem in check(cfg)]
+
+
+WARNINGS: list[Callable[[DictConfig], list[str]]] = [an_l2_step_keeps_the_weights_sign]  # allowed, but said
+
+
+def cross_key_warnings(cfg: DictConfig) -> list[str]:
+    """Settings that are allowed together but probably not meant: logged at start, the run goes on."""
+    return [line for check in WARNINGS for line in check(cfg)]

@@ -13,6 +13,7 @@ A failure is one `ConfigError`, one line per problem, each naming the key, its v
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -126,13 +127,15 @@ def setting_problems(cfg: DictConfig, in_hydra_run: bool = False) -> Iterator[st
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise one ConfigError listing every problem of `cfg`; return silently when there is none."""
+    """Raise one ConfigError listing every problem of `cfg`; else log the warnings of `checks.WARNINGS`."""
     from hydra.core.hydra_config import HydraConfig
 
-    from src.config.checks import cross_key_problems
+    from src.config.checks import cross_key_problems, cross_key_warnings
 
     errors = list(setting_problems(cfg, in_hydra_run=HydraConfig.initialized()))
     if not errors:  # the checks across keys assume each value is allowed
         errors = cross_key_problems(cfg)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    for line in cross_key_warnings(cfg):
+        logging.getLogger(__name__).warning("%s", line)

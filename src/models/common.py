@@ -7,7 +7,8 @@ from typing import Literal
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-INITS = ("default", "kaiming", "xavier", "normal")
+REINITS = ("kaiming", "xavier", "normal")  # schemes that re-initialize every conv and linear layer
+INITS = ("default", *REINITS)  # LeNet-5 and the MLP: `default` keeps PyTorch's layer defaults
 Activation = Literal[tuple(sorted(ACTIVATIONS))]
 Init = Literal[INITS]
 
@@ -36,7 +37,8 @@ def scaled(channels: int, width: float) -> int:
 def initialize(module: nn.Module, scheme: Init, activation: Activation = "relu", std: float = 0.02) -> nn.Module:
     """Re-initialize conv and linear layers of `module` by a named scheme.
 
-    - `default`: keep what the builder did (torchvision's own init, or PyTorch's for LeNet-5).
+    - `default`: keep what the builder did (PyTorch's layer defaults for LeNet-5 and the MLP; ResNet-152
+      and VGG-19 name their own schemes and call this only for the three below).
     - `kaiming`: He et al. 2015, normal, fan-in, gain for the activation.
     - `xavier`: Glorot & Bengio 2010, normal, gain for the activation.
     - `normal`: N(0, std^2).

@@ -222,9 +222,15 @@ class L2(WeightRegularizer):
 
 
 class ElasticNet(WeightRegularizer):
-    """λ (r Σ|θ| + (1 − r) Σθ²), added to the loss; gradient λ(r·sign(θ) + 2(1 − r)θ).
+    """λ (r Σ|θ| + (1 − r) Σθ²).
 
-    r = 1 is L1 (subgradient) and r = 0 is L2 (penalty mode) with the same λ.
+    `proximal=False`: added to the loss, gradient λ(r·sign(θ) + 2(1 − r)θ); r = 1 is L1 (subgradient)
+    and r = 0 is L2 (penalty mode) with the same λ. Weights hover around zero, almost never on it.
+    `proximal=True`: after each optimizer step, with η the group's current learning rate,
+    θ ← sign(θ)·max(|θ| − ηλr, 0) / (1 + 2ηλ(1 − r)): the proximal operator of ηλ(r|θ| + (1 − r)θ²)
+    (ISTA's step), giving exact zeros; r = 1 is proximal L1. Its shrink factor lies in (0, 1] for any
+    η, so unlike the gradient form's 1 − 2ηλ(1 − r) under SGD it never flips or grows the weights.
+    The value is still returned (detached), so `train/penalty` means one number in both modes.
     """
 
     name = "elasticnet"
@@ -232,19 +238,32 @@ class ElasticNet(WeightRegularizer):
 
     @checked("reg.elasticnet")
     def __init__(
-        self, strength: NonNegativeFloat = 1e-4, l1_ratio: UnitInterval = 0.5, include_bias: bool = False,
-        include_norm: bool = False,
+        self, strength: NonNegativeFloat = 1e-4, l1_ratio: UnitInterval = 0.5, proximal: bool = False,
+        include_bias: bool = False, include_norm: bool = False,
     ) -> None:
         super().__init__(include_bias, include_norm)
         self.strength = float(strength)
         self.l1_ratio = float(l1_ratio)
+        self.proximal = proximal
 
     def penalty(self, net: nn.Module) -> Tensor | None:
         params = self.penalized(net)
         if not params:
             return None
         r = self.l1_ratio
+        if self.proximal:
+            with torch.no_grad():
+                return self.strength * (r * abs_sum(params) + (1.0 - r) * square_sum(params))
         return self.strength * (r * abs_sum(params) + (1.0 - r) * square_sum(params))
+
+    @torch.no_grad()
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if not self.proximal or self.strength == 0:
+            return
+        r = self.l1_ratio
+        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+            soft_threshold_(params, lr * self.strength * r)
+            foreach.scale_(params, 1.0 / (1.0 + 2.0 * lr * self.strength * (1.0 - r)))
 
 
 class Dropout(Regularizer):
