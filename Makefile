@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 UI_HOST ?= 127.0.0.1
 
-.PHONY: install train test lint ui study report clean
+.PHONY: install train test lint ui study report reap clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -33,6 +33,9 @@ study: .venv/.installed  ## the seed_grid study (45 runs, ~12 min on 2 cores), t
 
 report: .venv/.installed  ## report of the latest sweep (or ARGS="--sweep <id>" / "--experiment <name>")
 	$(PY) scripts/report.py $(ARGS)
+
+reap: .venv/.installed  ## close runs left RUNNING by a process that died (KILLED, outcome=lost); ARGS="--dry-run" to look first
+	$(PY) -m src.reap $(ARGS)
 
 clean:  ## remove Hydra run folders (outputs/: checkpoints included) and generated reports; keeps the MLflow store
 	rm -rf outputs reports

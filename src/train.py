@@ -49,6 +49,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
 
     from src.config.validation import validate
+    from src.lifecycle.resume_overrides import compose_for_resume
+
+    cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
 
     validate(cfg)  # fails here, before any run exists, on bad settings
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -57,8 +60,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     import pytorch_lightning as pl
 
+    from src.lifecycle.checkpoint_io import AtomicCheckpoints
     from src.lifecycle.graceful_stop import GracefulStop
-    from src.lifecycle.resume import RunIdentity, checkpoint_dir, plan_resume, record_checkpoint_dir
+    from src.lifecycle.reaper import reap_at_start
+    from src.lifecycle.resume import (
+        RunIdentity,
+        check_checkpoint_fits,
+        checkpoint_dir,
+        plan_resume,
+        record_checkpoint_dir,
+    )
     from src.lifecycle.run_context import tracked_run
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.datasets import LogDatasetInputs
@@ -67,16 +78,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.tracking.ui_links import run_url, ui_base_url
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
+    if not is_relaunched_rank():
+        reap_at_start(client())  # close runs whose process died (`lost`): one search of RUNNING runs
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
     module = build_module(cfg)
+    check_checkpoint_fits(plan, module)  # a checkpoint for another model fails here, the run untouched
     resume = (plan.run_id, plan.ckpt_path) if plan.run_id else None
     with tracked_run(cfg, choices, overrides, resume=resume) as run:
         callbacks = build_callbacks(cfg)
         ckpt_dir = checkpoint_dir(cfg.trainer, callbacks)
-        callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"])]
+        callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"]), AtomicCheckpoints()]
         callbacks += [LogDatasetInputs(run["client"], run["run_id"])]  # the Dataset column of the UI
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
         trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
@@ -110,11 +124,11 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except BaseException as exc:
-        from src.lifecycle.signals import exit_code_if_interrupted
+        from src.lifecycle.exits import exit_for
 
-        code = exit_code_if_interrupted(exc)
-        if code is not None:
-            raise SystemExit(code) from None  # 130 after SIGINT, 143 after SIGTERM, as shells report them
+        replacement = exit_for(exc)  # 130/143 after SIGINT/SIGTERM (JobStopped in a sweep worker), a full disk's line
+        if replacement is not None:
+            raise replacement from None
         if not is_user_error(exc):
             raise  # a crash: Hydra prints its traceback, exit status 1
         if in_multirun():  # an Exception fails this job only (SystemExit would end the sweep); no traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -52,15 +53,77 @@ class DivergeAtStep(pl.Callback):
 
 
 class SignalAtStep(pl.Callback):
-    """Sends `signum` to this very process once training reaches `step` (as Ctrl-C or `kill` would)."""
+    """Sends `signum` to this very process once training reaches `step` (as Ctrl-C, `kill` or the OOM killer would).
 
-    def __init__(self, step: int = 3, signum: int = int(signal.SIGINT)) -> None:
+    `signum=0` sends nothing (a sweep picks the signal per job). `first_attempt_only`: only in a run
+    that started from step 0, so that `resume=<run_id>` alone (which restores this callback) finishes.
+    `after_siblings_s`: before a SIGKILL, wait up to that many seconds until every other job of the
+    sweep has ended, so that it hits one job (joblib's pool kills its other workers when one dies).
+    """
+
+    def __init__(self, step: int = 3, signum: int = int(signal.SIGINT), first_attempt_only: bool = False,
+                 after_siblings_s: float = 0.0) -> None:
         self.step, self.signum, self.sent = step, signum, False
+        self.first_attempt_only, self.after_siblings_s = first_attempt_only, after_siblings_s
+        self.fresh = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.fresh = trainer.global_step == 0
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if not self.sent and trainer.global_step >= self.step:
-            self.sent = True
-            os.kill(os.getpid(), self.signum)
+        if self.sent or trainer.global_step < self.step or not self.signum:
+            return
+        if self.first_attempt_only and not self.fresh:
+            return
+        self.sent = True
+        if self.after_siblings_s and self.signum == signal.SIGKILL:  # other signals stop this job alone
+            wait_for_siblings(trainer, self.after_siblings_s)
+        os.kill(os.getpid(), self.signum)
+
+
+def wait_for_siblings(trainer: pl.Trainer, timeout_s: float) -> None:
+    """Wait until every other job of this run's sweep has ended (or `timeout_s` passed).
+
+    "Ended", not "not RUNNING": a sibling still importing in its worker has no run yet.
+    """
+    logger = trainer.logger
+    client, run_id = logger.experiment, logger.run_id
+    parent = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return
+    others = int(client.get_run(parent).data.tags.get("sweep_planned_jobs", "1")) - 1
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = client.search_runs(experiments, f"tags.`mlflow.parentRunId` = '{parent}'")
+        if sum(r.info.run_id != run_id and r.info.status != "RUNNING" for r in runs) >= others:
+            return
+        time.sleep(0.5)
+
+
+class FillDiskAtStep(pl.Callback):
+    """Fills the file system of `path` (a ballast file, written until ENOSPC) once training reaches `step`."""
+
+    def __init__(self, path: str, step: int = 1) -> None:
+        self.path, self.step, self.done = path, step, False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.done or trainer.global_step < self.step:
+            return
+        self.done = True
+        block = b"\0" * 65536
+        with open(os.path.join(self.path, "ballast.bin"), "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(block)
+            except OSError:
+                pass
+            for size in (4096, 512, 1):  # fill the last partial block too
+                try:
+                    while True:
+                        handle.write(b"\0" * size)
+                except OSError:
+                    continue
 
 
 class GradNormProbe(pl.Callback):

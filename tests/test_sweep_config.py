@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from src.paths import CONFIG_DIR
 from src.tracking.client import LockRetryingClient, retry_on_locked
-from src.tracking.sweeps import MlflowSweepCallback, summarize
+from src.tracking.sweeps import MlflowSweepCallback, planned_jobs, summarize
 
 
 class Flaky:
@@ -65,16 +65,33 @@ def test_callback_ships_its_settings_not_its_open_parent_run() -> None:
     ("outcomes", "jobs", "status"),
     [
         ({"completed": 4}, 4, "FINISHED"),
-        ({"completed": 3, "diverged": 1}, 4, "FAILED"),
-        ({"completed": 3}, 4, "FAILED"),  # a job that never created its run
+        ({"completed": 3, "diverged": 1}, 4, "FINISHED"),  # divergence is a finding, not a crash
+        ({"diverged": 2}, 2, "FINISHED"),
+        ({"completed": 3, "no_run": 1}, 4, "FAILED"),  # a job that never created its run
+        ({"completed": 2, "not_started": 2}, 4, "FAILED"),  # the launcher stopped before two jobs
+        ({"completed": 3, "failed": 1}, 4, "FAILED"),
         ({"completed": 1, "interrupted": 1}, 2, "KILLED"),
+        ({"completed": 4, "lost": 1}, 5, "KILLED"),  # a job's process vanished (SIGKILL, OOM)
+        ({"completed": 3, "running": 1}, 4, "FAILED"),
         ({}, 0, "FAILED"),
     ],
 )
-def test_parent_status_says_whether_every_job_completed(outcomes: dict, jobs: int, status: str) -> None:
+def test_parent_status_says_whether_every_job_ended(outcomes: dict, jobs: int, status: str) -> None:
     text, verdict = summarize(Counter(outcomes), jobs)
     assert verdict == status
     assert text == (" ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none")
+
+
+@pytest.mark.parametrize(("overrides", "jobs"), [
+    (["optim=sgd,adam", "seed=0,1"], 4),
+    (["optim=sgd,adam", "seed=0,1,2", "model=mlp"], 6),
+    (["seed=0,1", "seed=3"], 1),  # the last value of a key wins, as in Hydra's basic sweeper
+    ([], 1),
+])
+def test_planned_jobs_follow_the_basic_sweeper(compose, overrides: list[str], jobs: int) -> None:
+    cfg = compose(hydra_node=True)
+    cfg.hydra.overrides.task = overrides
+    assert planned_jobs(cfg) == jobs
 
 
 def test_slurm_launcher_and_sweep_callback_compose(compose) -> None:

@@ -103,7 +103,7 @@ def test_submitit_local_sweep_runs_both_jobs_and_records_a_nan_job(tmp_path: Pat
     assert healthy.data.tags["outcome"] == "completed" and "test/acc" in healthy.data.metrics
     outcomes = Counter(r.data.tags["outcome"] for r in children)
     assert parent.data.tags["sweep_outcomes"] == " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
-    assert parent.info.status == ("FINISHED" if outcomes == {"completed": 2} else "FAILED")
     assert diverging.data.tags["outcome"] == "diverged"  # the monitor stopped it at the first NaN
     assert diverging.data.tags["health.first_event_step"] == "1"
-    assert parent.info.status == "FAILED"
+    assert parent.info.status == "FINISHED", "a diverged job ended: divergence is a finding, not a crash"
+    assert parent.data.tags["sweep_planned_jobs"] == "2"

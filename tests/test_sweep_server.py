@@ -4,28 +4,15 @@ parent run records the failure."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.servers import mlflow_server as start_mlflow_server
 from tests.sweeps import run_sweep, tail
-
-MLFLOW_CLI = Path(sys.executable).parent / "mlflow"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,34 +21,8 @@ def mlflow_server(tmp_path: Path, _template_store: Path) -> Iterator[str]:
     store = tmp_path / "server"
     store.mkdir()
     shutil.copy(_template_store, store / "mlflow.db")  # already migrated: the server starts in seconds
-    port = free_port()
-    cmd = [str(MLFLOW_CLI), "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-           "--artifacts-destination", (store / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST")}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or too busy starting to answer
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not answer within 90 s"
-            time.sleep(0.5)
+    with start_mlflow_server(f"sqlite:///{store / 'mlflow.db'}", store / "artifacts", tmp_path / "server.log") as url:
         yield url
-    finally:  # the server and its workers form the process group we started
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def rest(url: str, endpoint: str, method: str = "post", **body: object) -> dict:

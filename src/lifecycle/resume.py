@@ -7,6 +7,12 @@ its checkpoint folder as the tag `checkpoint_dir`, so either handle finds the ot
   training still resumes from the file, in a new run tagged `resumed_from`.
 Lightning restores the global step, loops, optimizer and callback states from the file, so the
 metrics continue at the right steps.
+
+Nothing touches the run before the resume is known to work: `plan_resume` refuses a run that is
+still RUNNING in a live process and a checkpoint that is missing or unreadable (naming the last
+good one beside it), and `check_checkpoint_fits` refuses one whose weights do not fit the module
+the composed config builds. `resume=<run_id>` alone restores the run's overrides
+(`src/lifecycle/resume_overrides.py`).
 """
 
 from __future__ import annotations
@@ -42,15 +48,35 @@ class RunIdentity(pl.Callback):
         checkpoint[CHECKPOINT_KEY] = {"mlflow_run_id": self.run_id}
 
 
-def run_id_in_checkpoint(path: str | Path) -> str | None:
-    import torch
+def readable_checkpoint(path: str | Path, setting: str) -> dict:
+    """The checkpoint at `path`, or ResumeError naming the setting, the file, why, and the last good one."""
+    from src.lifecycle.checkpoint_io import CheckpointError, read_checkpoint
 
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-        reason = f"{type(err).__name__}: {err}"
-        raise ResumeError(f"ckpt_path={str(path)!r} is not a readable checkpoint ({reason})") from None
-    return (ckpt.get(CHECKPOINT_KEY) or {}).get("mlflow_run_id") if isinstance(ckpt, dict) else None
+        return read_checkpoint(path, mmap=True)  # tensors mapped, not read: cheap even for ResNet-152
+    except CheckpointError as err:
+        raise ResumeError(f"{setting}: {err} The run was not changed.") from None
+
+
+def run_id_in_checkpoint(path: str | Path) -> str | None:
+    ckpt = readable_checkpoint(path, f"ckpt_path={str(path)!r}")
+    return (ckpt.get(CHECKPOINT_KEY) or {}).get("mlflow_run_id")
+
+
+def refuse_live_run(run: Any, cfg: DictConfig) -> None:
+    """A RUNNING run may be resumed only when its process is gone (else two processes would write it)."""
+    from datetime import UTC, datetime
+
+    from src.lifecycle.reaper import liveness_settings, lost_reason
+
+    if run.info.status != "RUNNING":
+        return
+    _, lost_after_s, _ = liveness_settings()
+    tags = run.data.tags
+    if lost_reason(tags, run.info.start_time or 0, lost_after_s, datetime.now(UTC)) is None:
+        where = f"pid {tags.get('pid', '?')} on {tags.get('host', '?')}, last heartbeat {tags.get('heartbeat', '?')}"
+        raise ResumeError(f"resume={run.info.run_id!r}: the run is still RUNNING ({where}); stop that process "
+                          "first, or wait until the reaper closes it. The run was not changed.")
 
 
 def get_run_or_none(mlflow_client, run_id: str) -> Any:  # noqa: ANN001
@@ -72,12 +98,12 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         if run is None:
             store = redact_uri(mlflow_client.tracking_uri)
             raise ResumeError(f"resume={run_id!r}: no such run in the MLflow store {store}")
+        refuse_live_run(run, cfg)
         folder = run.data.tags.get(CHECKPOINT_DIR_TAG)
         if not folder:
             raise ResumeError(f"resume={run_id!r}: the run has no '{CHECKPOINT_DIR_TAG}' tag, so no checkpoint to find")
         last = Path(folder) / "last.ckpt"
-        if not last.is_file():
-            raise ResumeError(f"resume={run_id!r}: {last} does not exist (the run saved no last checkpoint)")
+        readable_checkpoint(last, f"resume={run_id!r}")
         return ResumePlan(ckpt_path=str(last), run_id=run_id)
     if cfg.get("ckpt_path"):
         ckpt = str(Path(cfg.ckpt_path).absolute())
@@ -87,6 +113,31 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         print(f"ckpt_path={ckpt}: its run {run_id or '(unknown)'} is not in this store; training resumes in a new run")
         return ResumePlan(ckpt_path=ckpt)
     return ResumePlan()
+
+
+def check_checkpoint_fits(plan: ResumePlan, module: Any) -> None:
+    """Refuse, before `fit` and before the run is touched, weights that do not fit `module`.
+
+    Compares the checkpoint's `state_dict` keys and tensor shapes with the module the composed
+    config built (a LeNet-5 checkpoint resumed with an MLP config, a changed width, ...).
+    """
+    if not plan.ckpt_path:
+        return
+    setting = f"resume={plan.run_id!r}" if plan.run_id else f"ckpt_path={plan.ckpt_path!r}"
+    saved = readable_checkpoint(plan.ckpt_path, setting)["state_dict"]
+    wanted = module.state_dict()
+    missing = sorted(set(wanted) - set(saved))
+    unexpected = sorted(set(saved) - set(wanted))
+    shapes = sorted(f"{k} {tuple(saved[k].shape)} vs {tuple(wanted[k].shape)}" for k in set(saved) & set(wanted)
+                    if tuple(saved[k].shape) != tuple(wanted[k].shape))
+    if not (missing or unexpected or shapes):
+        return
+    problems = [f"{label} ({len(items)}): {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}"
+                for label, items in (("missing in the checkpoint", missing), ("not in this model", unexpected),
+                                     ("shape checkpoint vs model", shapes)) if items]
+    raise ResumeError(f"{setting}: checkpoint {plan.ckpt_path} does not fit the model this config builds "
+                      f"({'; '.join(problems)}). Resume with the run's own settings (resume=<run_id> alone "
+                      "restores them) or start a new run. The run was not changed.")
 
 
 def checkpoint_dir(trainer_cfg: DictConfig, callbacks: list[pl.Callback]) -> Path:

@@ -24,32 +24,83 @@ def tracked_run(
     (False in DDP ranks that Lightning re-launched: they attach to rank 0's run and record nothing).
     `resume=(run_id, ckpt_path)` continues that run instead of creating one. An exception marks the
     run `failed` (traceback as an artifact); SIGINT/SIGTERM or Ctrl-C mark it `interrupted` (KILLED);
-    all re-raise.
+    all re-raise, a full disk as `DiskFull` with a one-line message.
+
+    While the run is open it carries this process's liveness tags and a heartbeat thread
+    (GRADREG_HEARTBEAT_S), so that the reaper can close it should the process die unseen.
     """
     from src.lifecycle.ranks import RUN_ID_ENV, is_relaunched_rank, shared_run_id
-    from src.lifecycle.signals import is_interrupt, stop_on_signals
 
     if is_relaunched_rank():
         yield {"client": client(), "run_id": shared_run_id(), "outcome": "completed", "owner": False}
         return
+    from src.lifecycle.exits import DiskFull, disk_full_error, disk_full_line
+    from src.lifecycle.liveness import Heartbeat, process_tags
+    from src.lifecycle.reaper import liveness_settings
+    from src.lifecycle.signals import stop_on_signals
+
+    heartbeat_s, _, _ = liveness_settings()
     with stop_on_signals():
-        mlflow_client, run_id = resume_run(cfg, overrides, *resume) if resume else start_run(cfg, choices, overrides)
+        if resume:
+            mlflow_client, run_id = resume_run(cfg, overrides, *resume, process=process_tags())
+        else:
+            mlflow_client, run_id = start_run(cfg, choices, overrides, process=process_tags())
         state: dict[str, Any] = {"client": mlflow_client, "run_id": run_id, "outcome": "completed", "owner": True}
         os.environ[RUN_ID_ENV] = run_id  # for the DDP ranks Lightning re-launches from this process
+        heartbeat = Heartbeat(mlflow_client, run_id, heartbeat_s).start()
         try:
             yield state
         except BaseException as exc:
-            if is_interrupt(exc):
-                finish_run(mlflow_client, run_id, "interrupted")
-                print(f"\nRun {run_id} stopped ({type(exc).__name__}): status KILLED, outcome=interrupted. "
-                      f"Continue it with: python -m src.train resume={run_id}")
-            else:
-                try:
-                    mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
-                finally:
-                    finish_run(mlflow_client, run_id, "failed")
+            heartbeat.stop()
+            close_after(mlflow_client, run_id, exc)
+            full = disk_full_error(exc)
+            if full is not None:
+                raise DiskFull(disk_full_line(full, run_id, written_places(mlflow_client, run_id))) from exc
             raise
         else:
+            heartbeat.stop()
             finish_run(mlflow_client, run_id, state["outcome"])
         finally:
+            heartbeat.stop()
             os.environ.pop(RUN_ID_ENV, None)
+            retally_parent(mlflow_client, run_id)
+
+
+def written_places(mlflow_client: Any, run_id: str) -> list[str]:
+    """Where this run writes files: its artifact root and its checkpoint folder."""
+    try:
+        run = mlflow_client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - only used to word a message
+        return []
+    return [p for p in (run.info.artifact_uri, run.data.tags.get("checkpoint_dir")) if p]
+
+
+def close_after(mlflow_client: Any, run_id: str, exc: BaseException) -> None:
+    """End the run with the outcome `exc` means: `interrupted` (KILLED) or `failed` (traceback kept)."""
+    from src.lifecycle.exits import disk_full_error
+    from src.lifecycle.signals import is_interrupt
+
+    if is_interrupt(exc):
+        finish_run(mlflow_client, run_id, "interrupted")
+        print(f"\nRun {run_id} stopped ({type(exc).__name__}): status KILLED, outcome=interrupted. "
+              f"Continue it with: python -m src.train resume={run_id}")
+        return
+    try:
+        mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+    except Exception as err:  # noqa: BLE001 - a full disk must not keep the run from its FAILED status
+        if disk_full_error(err) is None:
+            print(f"Could not store traceback.txt for run {run_id} ({type(err).__name__}: {err})")
+    finally:
+        finish_run(mlflow_client, run_id, "failed")
+
+
+def retally_parent(mlflow_client: Any, run_id: str) -> None:
+    """A sweep job that ends after its parent closed (it was resumed) updates the parent's tally."""
+    from src.tracking.sweep_tally import retally_closed_parent
+
+    try:
+        parent = mlflow_client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        if parent:
+            retally_closed_parent(mlflow_client, parent)
+    except Exception as err:  # noqa: BLE001 - the job's own record is complete; the tally is a summary
+        print(f"Could not update the sweep's tally for run {run_id} ({type(err).__name__}: {err})")

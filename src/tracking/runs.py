@@ -23,10 +23,13 @@ MAX_TAG_LENGTH = 8000  # MLflow's limit for a tag value
 RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # say how a job starts, not what it trains: differ on resume
 
 
-def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str]) -> tuple[Any, str]:
+def start_run(
+    cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str], process: Mapping[str, str] | None = None
+) -> tuple[Any, str]:
     """Create the run, log params (full values), tags and the config artifacts; return (client, run_id).
 
-    In a multirun the run is nested under the sweep's parent run, on the parent's store.
+    In a multirun the run is nested under the sweep's parent run, on the parent's store. `process`:
+    the liveness tags (host, pid, ...), set with the run so it is never RUNNING without them.
     """
     sweep = sweep_context()
     mlflow_client = client(sweep.get("tracking_uri"))
@@ -41,6 +44,7 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
         "reg": reg_label(cfg),
         **{f"choice.{k}": str(v) for k, v in choices.items() if not k.startswith("hydra")},
         **sweep_tags(sweep),
+        **(process or {}),
     }
     run = mlflow_client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=scrub(tags))
     run_id = run.info.run_id
@@ -54,8 +58,14 @@ def start_run(cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str])
     return mlflow_client, run_id
 
 
-def resume_run(cfg: DictConfig, overrides: list[str], run_id: str, ckpt_path: str) -> tuple[Any, str]:
+def resume_run(
+    cfg: DictConfig, overrides: list[str], run_id: str, ckpt_path: str, process: Mapping[str, str] | None = None
+) -> tuple[Any, str]:
     """Reopen an existing run for resumed training: status RUNNING, `outcome` cleared until the end.
+
+    The liveness tags (`process`) are written before the status turns RUNNING, so the reaper never
+    sees the run RUNNING with the pid of the attempt that ended. The last attempt's outcome is kept
+    as `resume.<n>.previous_outcome`; the reaper's `lost.*` tags of that attempt are removed.
 
     MLflow refuses a param logged again with another value, so only params the run lacks are
     logged; keys whose value changed are listed in the tag `resume.<n>.changed_params` and the
@@ -73,9 +83,11 @@ def resume_run(cfg: DictConfig, overrides: list[str], run_id: str, ckpt_path: st
         f"resume.{n}.overrides": " ".join(overrides),
         f"resume.{n}.changed_params": ",".join(changed)[:MAX_TAG_LENGTH] or "-",
         f"resume.{n}.git_commit": git_commit(),
+        f"resume.{n}.previous_outcome": run.data.tags.get("outcome", run.info.status.lower()),
     }
-    if "outcome" in run.data.tags:
-        mlflow_client.delete_tag(run_id, "outcome")  # it said how the last attempt ended; this one is running
+    log_batch(mlflow_client, run_id, tags=dict(process or {}))
+    for key in [k for k in run.data.tags if k == "outcome" or k.startswith("lost.") or k == "resume_hint"]:
+        mlflow_client.delete_tag(run_id, key)  # they said how the last attempt ended; this one is running
     mlflow_client.update_run(run_id, status="RUNNING")
     try:
         log_batch(mlflow_client, run_id, params={k: v for k, v in params.items() if k not in logged}, tags=scrub(tags))
@@ -90,6 +102,7 @@ def resume_run(cfg: DictConfig, overrides: list[str], run_id: str, ckpt_path: st
 
 def finish_run(mlflow_client, run_id: str, outcome: str) -> None:  # noqa: ANN001
     """Tag the outcome and set the terminal status that matches it."""
-    status = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}[outcome]
+    status = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
+              "lost": "KILLED"}[outcome]
     mlflow_client.set_tag(run_id, "outcome", outcome)
     mlflow_client.set_terminated(run_id, status)

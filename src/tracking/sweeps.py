@@ -3,20 +3,30 @@
 `MlflowSweepCallback` runs in the process that launches the sweep (the login node on SLURM):
 
 - `on_multirun_start`, before any job or worker exists: creates the store (sqlite schema) and the
-  experiment, so parallel jobs never race to create either; opens the parent run; writes
-  `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id). Jobs find that file
-  through their own Hydra config (`hydra.sweep.dir`), whatever the launcher: basic, joblib, submitit.
-- `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): counts the jobs'
-  outcomes and closes the parent FINISHED when every job completed, FAILED otherwise (KILLED when
-  one was interrupted). Tags `sweep_jobs` and `sweep_outcomes` say what happened.
+  experiment, so parallel jobs never race to create either; closes lost runs (the reaper); opens
+  the parent run with the launcher's liveness tags and heartbeat; writes
+  `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id, launcher pid). Jobs
+  find that file through their own Hydra config (`hydra.sweep.dir`), whatever the launcher:
+  basic, joblib, submitit.
+- `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): closes jobs whose
+  process died as `lost`, counts the outcomes and closes the parent by the rule in
+  `src/tracking/sweep_tally.py` (FINISHED when every job completed or diverged). Tags `sweep_jobs`,
+  `sweep_planned_jobs` and `sweep_outcomes` say what happened.
+
+The parent is created eagerly, in the launching process, because that is the one place where no
+two jobs can race to create it (nor the store, nor the experiment) on any launcher or file system.
+A sweep in which no job created a run (all failed validation) therefore deletes its parent at the
+end rather than leave an empty FAILED group in the UI; the jobs' own errors say what was wrong.
+The reaper and liveness helpers come from `src/lifecycle/`, imported lazily inside the hooks.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import math
+import os
 import secrets
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -25,11 +35,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.tracking.client import client, log_batch, search_all_runs
+from src.tracking.client import client, log_batch
 from src.tracking.params import git_commit
 from src.tracking.store import get_or_create_experiment, tracking_uri
 from src.tracking.study_result import record_study_result
 from src.tracking.sweep_axes import sweep_varying_keys
+from src.tracking.sweep_tally import PLANNED_TAG, job_dirs, record_tally, summarize, tally
+
+__all__ = ["MlflowSweepCallback", "read_sweep_file", "summarize", "sweep_context", "sweep_tags"]
 
 SWEEP_FILE = "mlflow_sweep.json"  # written by the sweep callback into the sweep dir, read by every job
 
@@ -66,17 +79,22 @@ def new_sweep_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job folders Hydra created (`hydra.sweep.subdir` = job number): jobs that started."""
-    return [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
+def planned_jobs(config: DictConfig) -> int:
+    """How many jobs the basic sweeper will launch (its grid of sweep overrides); 0 when unknown."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return 0  # a search sweeper (optuna) decides as it goes
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-
-def summarize(outcomes: Counter[str], jobs: int) -> tuple[str, str]:
-    """(`sweep_outcomes` tag, terminal status) from the children's outcomes."""
-    text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
-    if jobs and outcomes.get("completed", 0) == jobs:
-        return text, "FINISHED"
-    return text, "KILLED" if outcomes.get("interrupted") else "FAILED"
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    sizes: dict[str, int] = {}  # as the basic sweeper does: one axis per key, the last value given wins
+    try:
+        for override in OverridesParser.create().parse_overrides(arguments):
+            swept = override.is_sweep_override() and override.is_discrete_sweep()
+            sizes[override.get_key_element()] = len(list(override.sweep_string_iterator())) if swept else 1
+    except Exception:  # noqa: BLE001 - e.g. glob() choices need the config loader: count what starts
+        return 0
+    return math.prod(sizes.values())
 
 
 class MlflowSweepCallback(Callback):
@@ -97,11 +115,16 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
             return
+        from src.lifecycle.liveness import Heartbeat, process_tags
+        from src.lifecycle.reaper import liveness_settings, reap_at_start
+
+        heartbeat_s, _, _ = liveness_settings()
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         uri = tracking_uri()
         mlflow_client = client(uri)
         mlflow_client.search_experiments(max_results=1)  # creates and migrates a new sqlite store now
+        reap_at_start(mlflow_client)
         experiment_id = get_or_create_experiment(mlflow_client, config.logger.experiment_name)
         sweep_id = new_sweep_id()
         overrides = " ".join(config.hydra.overrides.task)
@@ -112,11 +135,14 @@ class MlflowSweepCallback(Callback):
             "sweep_overrides": overrides,
             "sweep_dir": str(sweep_dir),
             "sweep_launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+            PLANNED_TAG: str(planned_jobs(config)),
             "mlflow.source.git.commit": commit,
             "git_commit": commit,
+            **process_tags(),  # the launcher's process: the reaper closes the parent if it dies
         }
         run_id = mlflow_client.create_run(experiment_id, run_name=f"sweep-{sweep_id}", tags=tags).info.run_id
-        info = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id, "sweep_id": sweep_id}
+        info = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": run_id, "sweep_id": sweep_id,
+                "launcher_host": tags["host"], "launcher_pid": os.getpid()}
         try:
             info["varying_keys"] = sweep_varying_keys(config)  # what the jobs' run names show
             params = config.hydra.sweeper.get("params")
@@ -126,35 +152,53 @@ class MlflowSweepCallback(Callback):
         except BaseException:  # Hydra turns a callback's exception into a warning: leave no dangling parent
             mlflow_client.set_terminated(run_id, "FAILED")
             raise
-        self._open = {**info, "client": mlflow_client, "sweep_dir": sweep_dir}
-        atexit.register(self.close)  # Hydra skips on_multirun_end when a job raised
+        heartbeat = Heartbeat(mlflow_client, run_id, heartbeat_s).start()
+        self._open = {**info, "client": mlflow_client, "sweep_dir": sweep_dir, "heartbeat": heartbeat,
+                      "planned": int(tags[PLANNED_TAG])}
+        atexit.register(self.close_at_exit)  # Hydra skips on_multirun_end when a job raised
         print(f"MLflow sweep {sweep_id}: parent run {run_id} in experiment {config.logger.experiment_name}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.close()
 
+    def close_at_exit(self) -> None:
+        """`close`, saying in one line (not a traceback) when the store cannot be reached any more."""
+        sweep_id = (self._open or {}).get("sweep_id")
+        try:
+            self.close()
+        except Exception as err:  # noqa: BLE001 - the interpreter is exiting; the reaper closes the parent later
+            print(f"MLflow sweep {sweep_id}: could not close its parent run ({type(err).__name__}: "
+                  f"{str(err).splitlines()[0]}); the reaper will close it as lost")
+
     def close(self) -> None:
-        """Record the jobs' outcomes on the parent run and end it; a no-op once closed."""
+        """Record the jobs' outcomes on the parent run and end it; a no-op once closed.
+
+        Jobs whose process died (a SIGKILLed joblib worker) are closed as `lost` first. A sweep in
+        which no job created a run (every job failed validation, say) leaves no parent: it is deleted.
+        """
         if self._open is None:
             return
+        from src.lifecycle.reaper import liveness_settings, reap
+        from src.tracking.sweep_tally import child_runs
+
         state, self._open = self._open, None
+        state["heartbeat"].stop()
         mlflow_client, parent = state["client"], state["parent_run_id"]
-        children = child_runs(mlflow_client, parent)
-        outcomes = Counter(run.data.tags.get("outcome") or run.info.status.lower() for run in children)
-        jobs = max(len(children), len(job_dirs(state["sweep_dir"])))
-        if jobs > len(children):  # started, but failed before its run existed (e.g. a bad setting)
-            outcomes["no_run"] += jobs - len(children)
-        text, status = summarize(outcomes, jobs)
-        log_batch(
-            mlflow_client,
-            parent,
-            tags={"sweep_jobs": jobs, "sweep_outcomes": text, "sweep_all_completed": str(status == "FINISHED").lower()},
-        )
-        mlflow_client.set_terminated(parent, status)
+        _, lost_after_s, enabled = liveness_settings()
+        if enabled:
+            running = [r.info.run_id for r in child_runs(mlflow_client, parent) if r.info.status == "RUNNING"]
+            if running:
+                reap(mlflow_client, lost_after_s, only=running)
+        started = len(job_dirs(state["sweep_dir"]))
+        jobs, started, outcomes = tally(mlflow_client, parent, state["planned"], started)
+        if jobs == sum(outcomes[k] for k in ("no_run", "not_started")):
+            log_batch(mlflow_client, parent, tags={"sweep_jobs": jobs, "sweep_outcomes": "no job created a run"})
+            mlflow_client.set_terminated(parent, "FAILED")
+            mlflow_client.delete_run(parent)
+            print(f"MLflow sweep {state['sweep_id']}: none of its {jobs} jobs created a run (see their errors "
+                  f"above) -> parent run {parent} deleted")
+            return
+        status = record_tally(mlflow_client, parent, jobs, started, outcomes)
         record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
+        text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
-
-
-def child_runs(mlflow_client: Any, parent_run_id: str) -> list[Any]:
-    """Every run nested under `parent_run_id`, in any experiment of the store."""
-    return search_all_runs(mlflow_client, f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
