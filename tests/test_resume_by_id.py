@@ -96,3 +96,13 @@ def test_merge_keeps_one_value_per_key_the_later_winning() -> None:
     stored = ["model=mlp", "+callbacks.sig._target_=x.Y", "+callbacks.sig.step=5", "resume=abc", "seed=1"]
     typed = ["resume=abc", "callbacks.sig.step=9", "~callbacks.sig._target_", "seed=2"]
     assert merge_overrides(stored, typed) == ["model=mlp", "++callbacks.sig.step=9", "seed=2", "resume=abc"]
+
+
+def test_a_run_that_ended_on_max_steps_mid_epoch_continues_from_its_last_step(run_cli, mlflow_client) -> None:  # noqa: ANN001
+    """last.ckpt is written where training ended, so continuing a finished run trains no step twice."""
+    short = [o for o in FIRST if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=-1"]
+    assert run_cli(*short, "trainer.max_steps=5") == 0  # 3 steps an epoch: it ends inside the second epoch
+    run_id = only_run(mlflow_client).info.run_id
+    assert run_cli(f"resume={run_id}", "trainer.max_steps=8") == 0
+    steps = sorted(m.step for m in mlflow_client.get_metric_history(run_id, "train/loss"))
+    assert steps == list(range(8)), steps

@@ -1,4 +1,9 @@
-"""The Lightning side of a clean stop (see `src/lifecycle/signals.py`): raise at a step boundary, save `last.ckpt`."""
+"""The Lightning side of a clean stop (see `src/lifecycle/signals.py`): raise at a step boundary, save `last.ckpt`.
+
+Also at the normal end of training: Lightning's `ModelCheckpoint` saves `last.ckpt` when it checkpoints
+(after validation), so a run that ends on `max_steps` mid-epoch would leave a `last.ckpt` some steps
+behind, and `resume=<run_id>` of that finished run would train (and log) those steps again.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,15 @@ class GracefulStop(pl.Callback):
 
     def __init__(self, checkpoint_dir: str | Path) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.saved_step = -1  # global step of the newest checkpoint this trainer wrote
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self.saved_step = trainer.global_step
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """`last.ckpt` at the step training ended, unless a checkpoint was just written at that step."""
+        if trainer.global_step > 0 and trainer.global_step != self.saved_step:
+            trainer.save_checkpoint(self.last_checkpoint_path(trainer))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         STOP.fitting = True
