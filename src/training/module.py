@@ -61,8 +61,8 @@ class ClassificationModule(pl.LightningModule):
         terms = [t for t in (r.penalty(self.net) for r in self.regularizers) if t is not None]
         return torch.stack(terms).sum() if terms else None
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y = batch[:2]  # (images, labels, example indices): src/training/data/examples.py
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.last_loss = loss.detach()
@@ -75,8 +75,8 @@ class ClassificationModule(pl.LightningModule):
         self.log("train/penalty", penalty, on_step=True, on_epoch=False)
         return loss + penalty
 
-    def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
-        x, y = batch
+    def _eval_step(self, batch: tuple[Tensor, ...], stage: str, metric: MulticlassAccuracy) -> None:
+        x, y = batch[:2]
         logits = self(x)
         metric(logits, y)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
