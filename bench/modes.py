@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 
 CallbackFactory = Callable[[int], list[pl.Callback]]  # log_every_n_steps -> the mode's callbacks
 BARE = "bare"
@@ -79,6 +78,3 @@ def check_names(modes: dict[str, Any]) -> None:
         if name not in (BARE, "module", "monitor", *COMPARISONS) and not name.startswith("monitor+"):
             raise ValueError(f"mode {name!r}: name it bare, module, monitor or monitor+<instrument>")
 
-
-def device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
