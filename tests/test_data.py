@@ -61,9 +61,14 @@ def test_mnist_loader_on_idx_files(tmp_path: Path) -> None:
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (48, 12, 20)
     val_labels = [int(dm.val_set[i][1]) for i in range(len(dm.val_set))]
     assert sorted(set(val_labels)) == list(range(10))  # stratified: every class in validation
-    x, y = next(iter(dm.train_dataloader()))
+    x, y, idx = next(iter(dm.train_dataloader()))
     assert x.shape == (8, 1, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert torch.all(x[:, :, :2, :] == x.min())  # zero-padded border, normalized like the rest
+    source = dm.train_set.dataset  # torchvision's training set: idx are its indices, not positions in the split
+    assert set(idx.tolist()) <= set(dm.train_set.indices)
+    assert all(torch.equal(source[i][0], x[k]) and source[i][1] == y[k] for k, i in enumerate(idx.tolist()))
+    _, _, test_idx = next(iter(dm.test_dataloader()))
+    assert test_idx.tolist() == list(range(len(test_idx)))  # the test set is torchvision's, in its order
 
 
 def test_cifar10_loader_on_pickled_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,8 +81,8 @@ def test_cifar10_loader_on_pickled_batches(tmp_path: Path, monkeypatch: pytest.M
     dm.prepare_data()
     dm.setup("fit")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (90, 10, 20)
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (16, 3, 32, 32) and y.max() < 10
+    x, y, idx = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 32, 32) and y.max() < 10 and idx.shape == (16,)
     # augmentation (crop + flip) on the training view only
     i = dm.train_set.indices[0]
     reads = [dm.train_set.dataset[i][0] for _ in range(6)]
@@ -125,8 +130,8 @@ def test_digits_and_synthetic_shapes() -> None:
     assert next(iter(digits.train_dataloader()))[0].shape == (16, 1, 32, 32)
     syn = SyntheticDataModule(num_samples=100, in_channels=3, num_classes=4, image_size=16, batch_size=10)
     syn.setup()
-    x, y = next(iter(syn.train_dataloader()))
-    assert x.shape == (10, 3, 16, 16) and int(y.max()) < 4
+    x, y, idx = next(iter(syn.train_dataloader()))
+    assert x.shape == (10, 3, 16, 16) and int(y.max()) < 4 and idx.dtype == torch.int64
 
 
 def test_fixed_datasets_refuse_other_shapes() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import Logger
 from torch import nn
 
@@ -51,5 +52,8 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_trainer(cfg: DictConfig, logger: Logger, callbacks: list[pl.Callback]) -> pl.Trainer:
-    """The configured Trainer with the job's logger and callbacks."""
+    """The configured Trainer with the job's logger and callbacks; `trainer.enable_progress_bar=false` drops
+    the progress bar of the callbacks group (Lightning refuses a bar callback on a trainer without one)."""
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

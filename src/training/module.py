@@ -47,10 +47,12 @@ class ClassificationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.regularizers = list(regularizers)
-        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        # updated every step: no argument checks (cross-entropy has checked the labels; torch.unique would sync a GPU)
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.last_loss: Tensor | None = None  # data loss of the latest training step (for monitors)
+        self.last_penalty: Tensor | None = None  # its penalty (None when no regularizer adds one)
         self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
 
     def forward(self, x: Tensor) -> Tensor:
@@ -61,22 +63,23 @@ class ClassificationModule(pl.LightningModule):
         terms = [t for t in (r.penalty(self.net) for r in self.regularizers) if t is not None]
         return torch.stack(terms).sum() if terms else None
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y = batch[:2]  # (images, labels, example indices): src/training/data/examples.py
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.last_loss = loss.detach()
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.train_acc.update(logits.detach(), y)  # logged once per epoch (on_train_epoch_end)
         penalty = self.penalty()
+        self.last_penalty = None if penalty is None else penalty.detach()  # logged at the cadence (on_train_batch_end)
         if penalty is None:
             return loss
-        self.log("train/penalty", penalty, on_step=True, on_epoch=False)
         return loss + penalty
 
-    def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
-        x, y = batch
+    def on_train_epoch_end(self) -> None:
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+
+    def _eval_step(self, batch: tuple[Tensor, ...], stage: str, metric: MulticlassAccuracy) -> None:
+        x, y = batch[:2]
         logits = self(x)
         metric(logits, y)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=stage == "val")
@@ -102,17 +105,24 @@ class ClassificationModule(pl.LightningModule):
                 reg.after_step(self.net, optimizer)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """`reg/weight_norm` and `reg/sparsity` of the updated weights, on the steps that reach the logger.
+        """The step metrics, on the steps that reach the logger: `train/loss`, `train/penalty` (of this
+        step's batch, before the update) and `reg/weight_norm`, `reg/sparsity` (of the updated weights).
 
         Lightning sends step metrics every `log_every_n_steps` optimizer steps (and when training
-        stops); only then is the norm worth computing. A batch that only accumulated gradients
-        made no update, so it has nothing new to report.
+        stops); only then are they worth logging (each `self.log` call walks Lightning's result collection).
+        They are handed over as host tensors, copied once here, so that the progress bar, which reads
+        them after every batch, never waits for a GPU. A batch that only accumulated gradients made no
+        update, so it has nothing new to report.
         """
         trainer = self.trainer
         step = trainer.global_step  # optimizer steps done, this batch's included
         if step == self._weights_logged_at or (step % trainer.log_every_n_steps and not trainer.should_stop):
             return
         self._weights_logged_at = step
+        if self.last_loss is not None:
+            self.log("train/loss", self.last_loss.cpu(), on_step=True, on_epoch=False, prog_bar=True)
+        if self.last_penalty is not None:
+            self.log("train/penalty", self.last_penalty.cpu(), on_step=True, on_epoch=False)
         for name, value in weight_statistics(self.net, self.regularizers).items():
             self.log(name, value, on_step=True, on_epoch=False)
 

@@ -2,7 +2,9 @@
 
 Every module yields 32x32 (or `image_size`) float images, normalized, with seeded stratified
 train/val/test splits, and checks that the shape settings it is given match the data it has,
-so the `model` config (which reads them by interpolation) always fits.
+so the `model` config (which reads them by interpolation) always fits. Batches are
+`(images, labels, indices)`: `indices` are the examples' positions in the source data set
+(`src/training/data/examples.py`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from src.config import ConfigError
 from src.config.signature import checked
 from src.config.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
 from src.training.data.description import DataDescription, Split
+from src.training.data.examples import TensorExamples, keep_batch
 
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
@@ -32,6 +34,8 @@ def stratified_split(
     labels: np.ndarray, fractions: tuple[float, ...], seed: int
 ) -> list[np.ndarray]:
     """Indices split by `fractions` (the rest goes first), each part keeping class proportions."""
+    from sklearn.model_selection import train_test_split  # 1 s of imports, for the runs that split
+
     idx = np.arange(len(labels))
     parts: list[np.ndarray] = []
     rest, rest_labels = idx, labels
@@ -84,6 +88,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.test_set: Dataset | None = None
 
     def _loader(self, ds: Dataset | None, train: bool) -> DataLoader:
+        """Training: shuffled by a generator seeded with `seed` (the same order in every run of a seed;
+        under DDP Lightning swaps in a `DistributedSampler`). In-memory examples come a batch at a time."""
         assert ds is not None, "setup() has not run"
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
@@ -93,6 +99,7 @@ class ImageDataModule(pl.LightningDataModule):
             generator=gen if train else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=keep_batch if isinstance(ds, TensorExamples) else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -148,5 +155,4 @@ class TensorSplitDataModule(ImageDataModule):
             return
         x, y = self.load_tensors()
         train, val, test = stratified_split(y.numpy(), (self.val_fraction, self.test_fraction), self.seed)
-        full = TensorDataset(x, y)
-        self.train_set, self.val_set, self.test_set = (Subset(full, i.tolist()) for i in (train, val, test))
+        self.train_set, self.val_set, self.test_set = (TensorExamples(x, y, rows) for rows in (train, val, test))

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from src.config.signature import checked
 from src.config.types import OpenFraction, PositiveFloat
 from src.training.data.base import OFFLINE_HINT, DataUnavailableError, ImageDataModule, stratified_split
 from src.training.data.description import DataDescription, file_sha256
+from src.training.data.examples import IndexedSubset, whole
 
 
 class TorchvisionDataModule(ImageDataModule):
@@ -81,9 +82,9 @@ class TorchvisionDataModule(ImageDataModule):
         train_eval = self.make(train=True, transform=self.eval_transform())
         labels = np.asarray(train_full.targets)
         train_idx, val_idx = stratified_split(labels, (self.val_fraction,), self.seed)
-        self.train_set = Subset(train_full, train_idx.tolist())
-        self.val_set = Subset(train_eval, val_idx.tolist())
-        self.test_set = self.make(train=False, transform=self.eval_transform())
+        self.train_set = IndexedSubset(train_full, train_idx.tolist())
+        self.val_set = IndexedSubset(train_eval, val_idx.tolist())
+        self.test_set = whole(self.make(train=False, transform=self.eval_transform()))
 
 
 class MNISTDataModule(TorchvisionDataModule):

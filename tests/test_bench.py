@@ -1,0 +1,67 @@
+"""The benchmark and the GPU check run end to end (their quick settings) and write what they promise.
+Their figures are measurements, never asserted here: only the shape of what they write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.modes import BARE, COMPARISONS, MODES, check_names, monitor
+from src.paths import PROJECT_ROOT
+
+MODELS = ("lenet5", "vgg19", "resnet152")
+
+
+def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    env.pop("GRADREG_RUN_ID", None)
+    return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_bench_quick_writes_every_model_and_mode(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = run_script("scripts/bench_monitor.py", "--quick", "--threads", "1", "--json", str(out))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    data = json.loads(out.read_text())
+    assert set(data) == {*MODELS, "default_run", "context"}
+    for model in MODELS:
+        assert list(data[model]) == list(MODES), model  # bare, module, monitor, monitor+<instrument>...
+        assert all(isinstance(ms, float) and ms > 0 for ms in data[model].values()), data[model]
+    assert set(data["default_run"]) == {"wall_s", "peak_rss_mib", "test_acc"}
+    assert all(v > 0 for k, v in data["default_run"].items() if k != "test_acc")
+    assert {"load_1min_start", "threads", "repeats"} <= set(data["context"])
+    for model in MODELS:
+        assert f"| {model} (batch 32" in proc.stdout  # one row per model in the printed table
+    assert "default run `python -m src.train" in proc.stdout
+
+
+def test_modes_are_named_for_their_json_keys() -> None:
+    check_names({BARE: None, "module": None, "monitor": None, "monitor+signal": monitor(), **COMPARISONS})
+    with pytest.raises(ValueError, match="monitor\\+<instrument>"):
+        check_names({"signal": monitor()})
+    [callback] = monitor(rel_update_every_n_steps=0)(7)
+    assert (callback.every_n_steps, callback.rel_update_every_n_steps, callback.plots) == (7, 0, False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_check_without_cuda_says_so_and_measures_nothing() -> None:
+    proc = run_script("scripts/gpu_check.py", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no CUDA device" in proc.stdout and "measured nothing" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
+    proc = run_script("scripts/gpu_check.py", "--cpu", "--models", "vgg19")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    out = proc.stdout
+    assert out.count("skipped: needs CUDA") == 2  # the sync check and the 16-mixed run
+    assert "32-true" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 2
+    assert "all checks passed" in out
