@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ class MemoryLogger(Logger):
     def __init__(self, folder: str | Path | None = None) -> None:
         super().__init__()
         self.folder = Path(folder or tempfile.mkdtemp(prefix="memory-sink-"))
+        if folder is None:  # a folder of its own goes with the logger
+            weakref.finalize(self, shutil.rmtree, self.folder, True)
         self.rows: list[tuple[str, float, int]] = []
         self.lightning: list[tuple[str, float, int]] = []  # what Lightning itself logged (train/loss, ...)
         self.tags: dict[str, str] = {}
