@@ -68,7 +68,8 @@ PENALTY_GRAD = {  # the closed forms, written out here again
 }
 
 
-@pytest.mark.parametrize("include", [{}, {"include_bias": True}, {"include_norm": True}], ids=["weights", "bias", "norm"])
+@pytest.mark.parametrize("include", [{}, {"include_bias": True}, {"include_norm": True}],
+                         ids=["weights", "bias", "norm"])
 @pytest.mark.parametrize("kind", list(REGS))
 def test_logged_gradient_is_the_bare_cross_entropys_and_the_penalty_part_its_closed_form(kind: str, include) -> None:  # noqa: ANN001
     [(x, y)] = batches(1)
@@ -78,7 +79,8 @@ def test_logged_gradient_is_the_bare_cross_entropys_and_the_penalty_part_its_clo
     logger, _ = fit(known_net(), [reg], data=[(x, y)])
     labels = {"0": "00.0", "4": "01.4"}  # conv and linear, in forward order
     for module, label in labels.items():
-        assert logger.history(f"grad_norm/{label}")[0] == pytest.approx(float(data[f"{module}.weight"].norm()), rel=1e-6)
+        want = float(data[f"{module}.weight"].norm())
+        assert logger.history(f"grad_norm/{label}")[0] == pytest.approx(want, rel=1e-6)
         weight = reference.get_parameter(f"{module}.weight").detach()
         rel = float(data[f"{module}.weight"].norm() / weight.norm())
         assert logger.history(f"grad_rel/{label}")[0] == pytest.approx(rel, rel=1e-6)
