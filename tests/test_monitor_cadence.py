@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from src.monitor.record import download_record
+from src.report.plots import flow_snapshots, layer_keys
 from tests import gradient_probes
 from tests.conftest import FAST
 from tests.mlflow_reads import only_run
@@ -56,6 +57,10 @@ def test_mlflow_gets_the_logging_cadence_and_the_record_every_step(run_cli, mlfl
     assert (record["grad_penalty/global_norm"] > 0).all() and not record["skipped"].any()
     assert run.data.tags["health.verdict"] == "healthy"
     assert {a.path for a in mlflow_client.list_artifacts(run_id, "health")} >= {"health/record.parquet", "health/parts"}
+    keys = layer_keys(run.data.metrics)  # the report reads the record through the same reader
+    assert keys == [f"grad_rel/{label}" for label in labels]
+    snaps = flow_snapshots(mlflow_client, run_id, keys)
+    assert sorted(snaps) == [0, 2, 5, 7] and snaps[0] == pytest.approx(record.iloc[0][keys].tolist())  # 0: no metric
 
 
 def test_a_run_shorter_than_the_cadence_still_logs_its_layers(run_cli, mlflow_client) -> None:
