@@ -92,16 +92,23 @@ class StepTimer(pl.Callback):
 
 
 class SyncCheckedMonitor(GradientHealthMonitor):
-    """The monitor with CUDA's sync debugger set to `error` around every hook call that must not sync."""
+    """The monitor with CUDA's sync debugger set to `error` around every hook call that must not sync: the
+    collection (`on_before_optimizer_step`, every step) and `on_train_batch_end` except on flush steps."""
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
-        flush_step = self.collector is not None and self.collector.pending + 1 >= self.every_n_steps
+    def _checked(self, hook, flush_step: bool, *args) -> None:  # noqa: ANN001, ANN002
         torch.cuda.set_sync_debug_mode(0 if flush_step else "error")
         try:
-            super().on_before_optimizer_step(trainer, pl_module, optimizer)
+            hook(*args)
         finally:
             torch.cuda.set_sync_debug_mode(0)
         self.checked = getattr(self, "checked", 0) + (not flush_step)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+        self._checked(super().on_before_optimizer_step, False, trainer, pl_module, optimizer)
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:  # noqa: ANN001, ANN002
+        flush_step = trainer.global_step % self.every_n_steps == 0 or trainer.should_stop  # (step + 1) % n
+        self._checked(super().on_train_batch_end, flush_step, trainer, pl_module, *args)
 
 
 def bench_logger(store: str) -> RunLogger:
@@ -159,7 +166,7 @@ def main() -> None:
     if torch.cuda.is_available():
         data = TensorDataset(torch.randn(32 * 12, 3, 32, 32), torch.randint(0, 10, (32 * 12,)))
         _, monitor = fit_once("monitor", BUILDERS["resnet152"](), data, 12, args.log_every, store, SyncCheckedMonitor)
-        print(f"GPU sync check: {monitor.checked} non-flush monitor steps ran under set_sync_debug_mode('error'): "
+        print(f"GPU sync check: {monitor.checked} non-flush monitor hook calls ran under set_sync_debug_mode('error'): "
               "no host synchronization between flushes")
     else:
         print("GPU sync check: not run (no CUDA device)")
