@@ -9,11 +9,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+from functools import partial
 
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-from src.monitor.record import download_record
+from src.models import mlp
+from src.monitor import GradientHealthMonitor
+from src.monitor.record import download_record, read_record
 from src.paths import PROJECT_ROOT
+from src.training.module import ClassificationModule
+from tests.memory_sink import MemoryLogger
 from tests.mlflow_reads import run_events
 from tests.test_sigterm_resume import wait_for_steps
 
@@ -69,3 +76,46 @@ def test_resume_continues_the_health_record(run_cli, mlflow_client, mlflow_store
     ckpt = torch.load(os.path.join(run.data.tags["checkpoint_dir"], "last.ckpt"), weights_only=True)
     [state] = [v for k, v in ckpt["callbacks"].items() if "GradientHealthMonitor" in k]
     assert state["generation"] == 1 and state["history"]["steps"][0] == 0
+
+
+class SaveAt(pl.Callback):
+    """Saves a checkpoint at the end of batch `step` (between two flushes: rows are pending on the device)."""
+
+    def __init__(self, step: int, path: str) -> None:
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:  # noqa: ANN001, ANN002
+        if trainer.global_step == self.step + 1:
+            trainer.save_checkpoint(self.path)
+
+
+def test_rows_pending_at_a_checkpoint_are_judged_once_and_the_resumed_generation_supersedes(tmp_path) -> None:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(16 * 20, 1, 8, 8), torch.randint(0, 10, (16 * 20,)))
+    shared = MemoryLogger(tmp_path / "artifacts")  # one run's artifact store for both processes
+    ckpt = str(tmp_path / "mid.ckpt")
+
+    def fit(steps: int, callbacks: list, ckpt_path: str | None = None) -> GradientHealthMonitor:
+        monitor = GradientHealthMonitor(every_n_steps=5, plots=False, num_classes=10,
+                                        max_global_rel=1e-9, exploding_patience=3)  # fires at step 2
+        module = ClassificationModule(net=mlp(in_channels=1, image_size=8, depth=2, width=16),
+                                      optimizer=partial(torch.optim.SGD, lr=0.05))
+        pl.Trainer(accelerator="cpu", max_steps=steps, logger=shared, callbacks=[*callbacks, monitor],
+                   log_every_n_steps=5, limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False).fit(module, DataLoader(data, batch_size=16), ckpt_path=ckpt_path)
+        return monitor
+
+    first = fit(12, [SaveAt(6, ckpt)])  # the checkpoint holds rows 5 and 6, not yet flushed
+    assert [e.step for e in first.state.log.events] == [2]
+    assert read_record(shared.folder / "health" / "parts")["step"].tolist() == list(range(12))
+    state = torch.load(ckpt, weights_only=True)["callbacks"]
+    [saved] = [v for k, v in state.items() if "GradientHealthMonitor" in k]
+    assert [b["steps"] for b in saved["pending"]] == [[5, 6]]
+
+    resumed = fit(15, [], ckpt_path=ckpt)  # continues from step 7, as a new process would
+    assert [e.step for e in resumed.state.log.events] == [2], "the event is kept, not fired again"
+    assert resumed.state.generation == 1
+    record = read_record(shared.folder / "health")  # the consolidated record.parquet
+    assert record["step"].tolist() == list(range(15)), "each step once: generation 1 from step 5 on"
+    parts = sorted(p.name for p in (shared.folder / "health" / "parts").iterdir())
+    assert parts == ["g000-s000000000.arrows", "g001-s000000005.arrows"]

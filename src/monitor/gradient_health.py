@@ -155,8 +155,8 @@ class GradientHealthMonitor(pl.Callback):
         self.state.last_step = step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if self.collector is None or trainer.global_step != self.state.last_step + 1 or self.state.completed == \
-                self.state.last_step:
+        stepped = trainer.global_step == self.state.last_step + 1  # this batch made an update
+        if self.collector is None or not stepped or self.state.completed == self.state.last_step:
             return  # no update in this batch (accumulating), or its row is complete already
         step = self.state.completed = self.state.last_step
         norms = getattr(pl_module, "penalty_grad_norms", None)
@@ -224,6 +224,8 @@ class GradientHealthMonitor(pl.Callback):
         if self.collector is None or self._finished:
             return
         self._finished = True
+        if self.layers is None and self.state.pending:  # resumed, then stopped before a step: no forward seen
+            self._fix_layers()
         self.order.stop()
         if self.updates is not None and self.updates.waiting is not None and trainer.global_step > self.updates.waiting:
             self.updates.finish()
