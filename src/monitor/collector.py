@@ -126,9 +126,7 @@ class GradStatsCollector:
         g0, w0, pen0, loss_col, c0 = self._columns()
         p = len(self.params)
         grads = [t.grad if t.grad is not None else self._zero for t in self.params]
-        row[g0:w0].copy_(foreach.norms(grads))
-        row[w0:pen0].copy_(foreach.norms([t.detach() for t in self.params]))
-        row[pen0:loss_col].zero_()
+        row[g0:pen0].copy_(foreach.norms(grads + [t.detach() for t in self.params]))  # one fused pass for both
         if loss is not None:
             row[loss_col].copy_(loss.detach().float().reshape(()))
         if self.count_values:
@@ -173,4 +171,6 @@ class GradStatsCollector:
             nonfinite=counts,
         )
         self._steps, self._missing, self._has_loss, self._has_penalty = [], [], [], False
+        if n and self._buffer is not None:
+            self._buffer[:n, pen0:].zero_()  # penalty parts and counts start at 0 for the next rows
         return block
