@@ -27,7 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.amp import grad_scaler
 from src.training.penalty_gradient import add_penalty_gradient, step_gate
-from src.training.regularizers import weight_statistics
+from src.training.weight_stats import weight_statistics
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
