@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-FUSED = all(hasattr(torch, name) for name in ("_foreach_norm", "_foreach_mul", "_foreach_mul_", "_foreach_sub"))
+FUSED = all(hasattr(torch, name) for name in (
+    "_foreach_norm", "_foreach_mul", "_foreach_mul_", "_foreach_sub", "_foreach_sign", "_foreach_add_",
+))
 
 
 def norms(tensors: Sequence[Tensor], ord: float = 2.0, fused: bool = FUSED) -> Tensor:
@@ -45,9 +47,35 @@ def differences(after: Sequence[Tensor], before: Sequence[Tensor], fused: bool =
     return [a - b for a, b in zip(after, before, strict=True)]
 
 
+def scaled(tensors: Sequence[Tensor], factor: float, fused: bool = FUSED) -> list[Tensor]:
+    """`factor * tensors[i]` for every tensor (new tensors)."""
+    if fused:
+        return list(torch._foreach_mul(list(tensors), factor))
+    return [t * factor for t in tensors]
+
+
+def signs(tensors: Sequence[Tensor], fused: bool = FUSED) -> list[Tensor]:
+    """`sign(tensors[i])` (-1, 0 or 1 per entry; 0 at exact zeros, as autograd's subgradient of |θ|)."""
+    if fused:
+        return list(torch._foreach_sign(list(tensors)))
+    return [torch.sign(t) for t in tensors]
+
+
 @torch.no_grad()
-def scale_(tensors: Sequence[Tensor], factor: float, fused: bool = FUSED) -> None:
-    """In place: every tensor multiplied by `factor`."""
+def add_(tensors: Sequence[Tensor], others: Sequence[Tensor], alpha: float = 1.0, fused: bool = FUSED) -> None:
+    """In place: `tensors[i] += alpha * others[i]` for every pair."""
+    if not tensors:
+        return
+    if fused:
+        torch._foreach_add_(list(tensors), list(others), alpha=alpha)
+        return
+    for t, o in zip(tensors, others, strict=True):
+        t.add_(o, alpha=alpha)
+
+
+@torch.no_grad()
+def scale_(tensors: Sequence[Tensor], factor: float | Tensor, fused: bool = FUSED) -> None:
+    """In place: every tensor multiplied by `factor` (a number, or a 0-d tensor on their device: no host sync)."""
     if not tensors:
         return
     if fused:

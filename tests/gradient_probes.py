@@ -25,7 +25,7 @@ class GradNormRecorder(pl.Callback):
             "step": trainer.global_step,
             "layers": [n for n, _ in weights],
             "grad": [float(w.grad.norm()) for _, w in weights],
-            "weight": [float(w.norm()) for _, w in weights],
+            "weight": [float(w.detach().norm()) for _, w in weights],
             "global": float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in net.parameters()))),
         })
 

@@ -1,4 +1,5 @@
-"""Health events: the detector's rules on hand-made rows, and runs forced to NaN at a known step."""
+"""Health events: each detector on hand-made steps (a case built to fire beside one that must not), the
+event log and verdict, the settings' validation, and real runs forced to NaN at a known step."""
 
 from __future__ import annotations
 
@@ -9,65 +10,128 @@ import re
 import pytest
 
 from src.config.validation import ConfigError, validate
-from src.monitor.events import EventDetector, HealthEvent, Thresholds
+from src.monitor.detectors import DETECTORS, StepView, default_detectors
+from src.monitor.detectors.divergence import DivergenceDetector
+from src.monitor.detectors.exploding import ExplodingDetector
+from src.monitor.detectors.nonfinite import NonfiniteDetector
+from src.monitor.detectors.stalled import StalledDetector
+from src.monitor.detectors.vanishing import VanishingDetector
+from src.monitor.events import KINDS, EventLog, HealthEvent
+from src.monitor.thresholds import Thresholds
 from tests.conftest import FAST
 from tests.mlflow_reads import metric_values, only_run, run_events
 
-LABELS = ["00.a", "01.b", "02.c"]
+LN10 = math.log(10)
 
 
-def detector(**limits: float) -> EventDetector:
-    return EventDetector(Thresholds(**limits), LABELS, ["00.a", "00.a", "01.b", "norm.weight", "02.c"])
+def view(step: int, **values: object) -> StepView:
+    """A healthy step (LeNet-5 early in training) with `values` changed."""
+    base = {"loss": 1.0, "global_norm": 1.0, "global_rel": 0.05, "first_rel": 0.03, "last_rel": 0.1,
+            "median_layer_rel": 0.05, "chance_loss": LN10, "first_layer": "00.a"}
+    return StepView(step=step, **{**base, **values})
 
 
-def healthy(d: EventDetector, step: int, loss: float = 1.0, ratio: float = 0.5, norms=(0.1, 0.2, 0.3)):
-    return d.update(step, loss, 1.0, [0] * 5, list(norms), ratio)
+def fired(detector, steps) -> list[HealthEvent]:  # noqa: ANN001
+    return [e for v in steps if (e := detector.observe(v)) is not None]
 
 
-def test_vanishing_needs_k_consecutive_steps_and_fires_once() -> None:
-    d = detector(vanishing_patience=3)
-    assert healthy(d, 0, ratio=1e-9) + healthy(d, 1, ratio=1e-9) == []
-    assert healthy(d, 2, ratio=0.5) == []  # the run of small ratios is broken: counting restarts
-    fired = [e for s in range(3, 9) for e in healthy(d, s, ratio=1e-9)]
-    assert [(e.step, e.kind, e.source, e.layer) for e in fired] == [(5, "vanishing", "first_last_ratio", "00.a")]
-    assert d.counts["vanishing"] == 1
+def test_vanishing_is_a_sustained_decay_toward_the_input_not_a_growing_last_layer() -> None:
+    t = Thresholds(vanishing_patience=3)
+    decayed = [view(s, first_rel=1e-12, last_rel=1e-2) for s in range(6)]
+    [event] = fired(VanishingDetector(t), decayed)
+    assert (event.step, event.since, event.source, event.layer) == (2, 0, "first_rel", "00.a")
+    growing_last = [view(s, first_rel=1e-3, last_rel=10.0**s) for s in range(10)]  # ratio falls to 1e-12
+    assert fired(VanishingDetector(t), growing_last) == []
+    uniform = [view(s, first_rel=1e-12, last_rel=1e-11) for s in range(10)]  # tiny everywhere: not depth
+    assert fired(VanishingDetector(t), uniform) == []
+    broken = [view(0, first_rel=1e-12), view(1, first_rel=1e-12), view(2), view(3, first_rel=1e-12)]
+    assert fired(VanishingDetector(t), broken) == []  # the run was broken: counting restarted
+    no_gradient = [view(s, first_rel=math.nan) for s in range(10)]  # the input layer has none: not judged
+    assert fired(VanishingDetector(t), no_gradient) == []
 
 
-def test_vanishing_layer_norm_names_the_first_small_layer() -> None:
-    d = detector(vanishing_patience=2)
-    events = [e for s in range(2) for e in healthy(d, s, norms=(0.1, 1e-12, 1e-13))]
-    assert [(e.step, e.layer, e.value) for e in events] == [(1, "01.b", 1e-12)]
+def test_stalled_is_chance_level_loss_with_a_tiny_data_gradient_for_k_steps() -> None:
+    t = Thresholds(stall_patience=4)
+    dead = [view(s, loss=LN10 + 0.01, median_layer_rel=0.0) for s in range(6)]
+    [event] = fired(StalledDetector(t), dead)
+    assert (event.step, event.since, event.kind) == (3, 0, "stalled")
+    at_init = [view(s, loss=LN10, median_layer_rel=3e-2) for s in range(10)]  # chance level, learning
+    assert fired(StalledDetector(t), at_init) == []
+    converged = [view(s, loss=1e-4, median_layer_rel=0.0) for s in range(10)]  # small gradient, trained
+    assert fired(StalledDetector(t), converged) == []
+    assert fired(StalledDetector(t), [view(s, loss=LN10, median_layer_rel=0.0, chance_loss=math.nan)
+                                      for s in range(10)]) == []  # C unknown: not judged
 
 
-def test_exploding_on_loss_and_global_norm_limits() -> None:
-    d = detector(max_loss=100.0, max_grad_norm=10.0)
-    assert d.update(0, 50.0, 5.0, [0] * 5, [0.1] * 3, 0.5) == []
-    events = d.update(1, 200.0, 20.0, [0] * 5, [0.1] * 3, 0.5)
-    assert {(e.source, e.value, e.threshold) for e in events} == {("loss", 200.0, 100.0), ("global_norm", 20.0, 10.0)}
+def test_exploding_needs_the_condition_for_its_patience() -> None:
+    t = Thresholds(exploding_patience=3)
+    assert fired(ExplodingDetector(t), [view(0, global_rel=1e6), view(1), view(2, loss=1e5), view(3)]) == []
+    events = fired(ExplodingDetector(t), [view(s, global_rel=1e3 * 10**s) for s in range(5)])
+    assert [(e.step, e.source, e.since) for e in events] == [(2, "global_rel", 0)]
+    events = fired(ExplodingDetector(t), [view(s, loss=2e4) for s in range(5)])
+    assert [(e.step, e.source, e.value) for e in events] == [(2, "loss", 2e4)]
 
 
-def test_divergence_is_a_spike_against_the_running_mean_above_the_floor() -> None:
-    d = detector(divergence_window=5, divergence_factor=10.0, divergence_min_loss=2.5)
-    for s in range(5):
-        assert healthy(d, s, loss=0.02) == []
-    assert healthy(d, 5, loss=0.5) == []  # 25x the mean but below chance level: noise, not divergence
-    events = healthy(d, 6, loss=40.0)
-    assert [(e.kind, e.step) for e in events] == [("divergence", 6)]
-    assert events[0].threshold == pytest.approx(10 * (4 * 0.02 + 0.5) / 5)
-    assert healthy(d, 7, loss=45.0) == []  # still diverged: one event per episode
+def test_divergence_fires_on_a_sustained_rise_and_on_a_collapse_to_chance_not_on_noise() -> None:
+    t = Thresholds(divergence_warmup=5, divergence_window=5, divergence_patience=3)
+    trained = [view(s, loss=0.1) for s in range(10)]
+    noise = [view(10 + s, loss=0.02 if s % 2 else 0.6) for s in range(10)]  # single-step spikes, 6x the mean
+    d = DivergenceDetector(t)
+    assert fired(d, trained + noise) == []
+    d = DivergenceDetector(t)
+    collapse = [view(10 + s, loss=LN10) for s in range(5)]  # back to chance: 23x the mean, sustained
+    events = fired(d, trained + collapse)
+    assert [(e.step, e.since) for e in events] == [(12, 10)]
+    assert events[0].threshold == pytest.approx(max(3 * 0.1, 0.1 + 0.5))
+    d = DivergenceDetector(t)
+    early = [view(s, loss=LN10 * 100) for s in range(5)]  # in the warm-up the reference is ln C
+    assert [e.step for e in fired(d, early)] == [2]
 
 
-def test_nonfinite_names_first_layer_in_backward_order_and_writes_valid_json() -> None:
-    d = detector()
-    [event] = d.update(4, float("nan"), float("nan"), [1, 0, 3, 0, 0], [float("nan"), 0.2, float("nan")], 0.5)
-    assert (event.kind, event.step, event.layer, event.source, event.value) == ("nonfinite", 4, "01.b",
-                                                                                 "loss+gradient", 4.0)
-    assert d.update(5, float("nan"), float("nan"), [1, 0, 3, 0, 0], [0.1] * 3, 0.5) == []  # same episode
-    line = json.loads(d.jsonl())
-    assert line == {"step": 4, "kind": "nonfinite", "value": 4.0, "threshold": 0.0, "layer": "01.b",
-                    "source": "loss+gradient"}
-    assert json.loads(HealthEvent(1, "exploding", math.inf, 1.0).to_json())["value"] == "inf"
-    assert d.summary() == "nonfinite:1"
+def test_nonfinite_is_immediate_but_a_grad_scalers_skips_are_not_until_they_persist() -> None:
+    t = Thresholds(amp_skip_patience=3)
+    events = fired(NonfiniteDetector(t), [view(0), view(1, nonfinite=2.0, nonfinite_layer="01.b"),
+                                          view(2, nonfinite=3.0)])
+    assert [(e.step, e.source, e.layer) for e in events] == [(1, "gradient", "01.b")]  # one per episode
+    routine = [view(s, nonfinite=1.0, skipped=True) if s in (0, 1, 5) else view(s) for s in range(8)]
+    assert fired(NonfiniteDetector(t), routine) == []  # a scaler calibrating: skipped, not an event
+    persistent = [view(s, nonfinite=5.0, skipped=True) for s in range(5)]
+    [event] = fired(NonfiniteDetector(t), persistent)
+    assert (event.step, event.source, event.since) == (2, "amp_skips", 0)
+    [event] = fired(NonfiniteDetector(t), [view(0, amp_scale=2.0**-3)])
+    assert event.source == "amp_scale"
+    [event] = fired(NonfiniteDetector(t), [view(0, loss=math.inf, skipped=True, nonfinite=1.0)])
+    assert event.source == "loss"  # a non-finite loss is never the scaler's routine
+    [event] = fired(NonfiniteDetector(t), [view(0, norm_overflow=True)])
+    assert event.source == "norm_overflow"
+
+
+def test_detector_state_survives_a_round_trip_mid_run() -> None:
+    t = Thresholds(vanishing_patience=4, divergence_warmup=2, divergence_window=3)
+    steps = [view(s, first_rel=1e-12, last_rel=1e-2, loss=0.5) for s in range(8)]
+    whole = [e for d in default_detectors(t) for e in fired(d, steps)]
+    first_half = default_detectors(t)
+    events = [e for d in first_half for e in fired(d, steps[:2])]
+    second_half = default_detectors(t)
+    for old, new in zip(first_half, second_half, strict=True):
+        new.load_state_dict(json.loads(json.dumps(old.state_dict())))  # plain values only
+    events += [e for d in second_half for e in fired(d, steps[2:])]
+    assert events == whole and [e.kind for e in whole] == ["vanishing"]
+
+
+def test_event_log_verdict_tags_and_json() -> None:
+    log = EventLog()
+    assert log.verdict == "healthy" and log.tags() == {"health.verdict": "healthy", "health.events": "none"}
+    log.add(HealthEvent(4, "vanishing", 1e-12, 1e-7, "00.a", "first_rel", 0))
+    log.add(HealthEvent(9, "nonfinite", math.nan, 0.0, None, "loss", 9))
+    assert log.tags() == {"health.verdict": "vanishing", "health.events": "nonfinite:1,vanishing:1",
+                          "health.first_event_step": "4"}
+    lines = [json.loads(line) for line in log.jsonl().splitlines()]
+    assert lines[1] == {"step": 9, "kind": "nonfinite", "value": "nan", "threshold": 0.0, "source": "loss", "since": 9}
+    copy = EventLog()
+    copy.load_state_dict(log.state_dict())
+    assert copy.jsonl() == log.jsonl() and copy.counts == log.counts
+    assert tuple(d.kind for d in DETECTORS) == KINDS
 
 
 @pytest.mark.parametrize(
@@ -77,6 +141,9 @@ def test_nonfinite_names_first_layer_in_backward_order_and_writes_valid_json() -
          "monitor.on_nonfinite='halt' is not allowed; it must be one of ['stop', 'continue']"),
         ("monitor.max_loss=-1", "monitor.max_loss=-1 is not allowed; it must be a number > 0"),
         ("monitor.vanishing_patience=0", "monitor.vanishing_patience=0 is not allowed; it must be an integer >= 1"),
+        ("monitor.on_stalled=halt", "monitor.on_stalled='halt' is not allowed; it must be one of ['stop', 'continue']"),
+        ("monitor.stall_loss_tolerance=1",
+         "monitor.stall_loss_tolerance=1 is not allowed; it must be a number in (0, 1)"),
         ("monitor.nonfinite_count=some",
          "monitor.nonfinite_count='some' is not allowed; it must be one of ['tensors', 'values']"),
         ("+monitor.max_los=3", "monitor.max_los is not a setting of GradientHealthMonitor (did you mean 'max_loss'?)"),

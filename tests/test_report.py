@@ -32,12 +32,14 @@ def odd_runs(mlflow_client) -> list[str]:
     vgg = {"choice.model": "vgg19", "reg": "l2", "choice.optim": "sgd"}
     return [
         make_run(mlflow_client, exp, "vgg19-l2-sgd-s0",
-                 {**vgg, "outcome": "completed", "health.first_event_step": "7", "overrides": "model=vgg19 seed=0"},
+                 {**vgg, "outcome": "completed", "health.first_event_step": "7", "overrides": "model=vgg19 seed=0",
+                  "health.verdict": "stalled"},
                  {"test/acc": [0.5], "train/loss": [2.3, 2.1], "grad/global_norm": [1.0, 5.0, math.nan],
                   "grad/first_last_ratio": [0.1, 0.01], "events/exploding": [1, 2],
                   "grad_norm/00.features.0": [1e-3, 2e-3], "grad_norm/01.classifier.0": [1e-1, 2e-1]}, "FINISHED"),
         make_run(mlflow_client, exp, "vgg19-l2-sgd-s1",
-                 {**vgg, "outcome": "diverged", "health.first_event_step": "3", "overrides": "model=vgg19 seed=1"},
+                 {**vgg, "outcome": "diverged", "health.first_event_step": "3", "overrides": "model=vgg19 seed=1",
+                  "health.verdict": "nonfinite"},
                  {"train/loss": [2.3, math.inf], "grad/global_norm": [2.0, math.inf], "events/nonfinite": [0, 1]},
                  "FINISHED"),
         make_run(mlflow_client, exp, "lenet5-none-sgd-s0",
@@ -58,12 +60,14 @@ def test_rows_of_diverged_running_and_unmonitored_runs(mlflow_client, odd_runs) 
     assert vgg.min_first_last_ratio == pytest.approx(0.01)
     assert vgg.first_event_step == 3
     assert dict(vgg.events) == {"exploding": 2, "nonfinite": 1}
+    assert dict(vgg.verdicts) == {"stalled": 1, "nonfinite": 1} and not running.verdicts
 
     table = markdown_table(rows).splitlines()
     lenet_line = next(line for line in table if line.startswith("| lenet5 |"))
-    assert lenet_line.count(MISSING) == 5 and "running 1" in lenet_line
+    assert lenet_line.count(MISSING) == 6 and "running 1" in lenet_line
     vgg_line = next(line for line in table if line.startswith("| vgg19 |"))
     assert "0.500 (n=1)" in vgg_line and "| inf |" in vgg_line and "exploding 2, nonfinite 1" in vgg_line
+    assert "| nonfinite 1, stalled 1 |" in vgg_line
 
 
 def test_report_script_on_odd_runs_writes_every_figure(mlflow_client, odd_runs, tmp_path) -> None:

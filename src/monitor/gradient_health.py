@@ -1,18 +1,19 @@
-"""`GradientHealthMonitor`: per-layer gradient statistics and health events, logged to MLflow.
+"""`GradientHealthMonitor`: per-layer statistics of the data gradient, health events, one verdict per run.
 
-When it acts: at `on_before_optimizer_step` (gradients after accumulation and AMP unscaling,
-before clipping) it records one row of statistics on the device (`grad_stats.py`); every
-`every_n_steps` rows it reads them to the host once, finds events (`health_events.py`), and sends
-MLflow one `log_batch`. At the end of training (or when it stops a run) it writes
-`events.jsonl`, the `health.*` tags and the gradient-flow plots (`health_plots.py`).
-
-What reaches MLflow (steps are `trainer.global_step` before the update: 0 = first update):
-- every step: `grad/global_norm`, `grad/nonfinite`, `grad/first_last_ratio`, `grad/depth_slope`;
-- the last step of each flush (the logging cadence, like `train/loss`): `grad_norm/<NN>.<layer>`
-  and `weight_norm/<NN>.<layer>`; every `rel_update_every_n_steps`: `rel_update/<NN>.<layer>`;
-- at each event: `events/<kind>` (running count), and final counts of all kinds at the end.
-Non-finite values are never sent as metric values (the MLflow UI breaks on NaN); the
-`grad/nonfinite` count and the `nonfinite` event say where they were.
+When it acts (it orchestrates; each concern lives in its own file):
+- `on_before_optimizer_step` (callbacks run before the module's hook, so `p.grad` is the data
+  gradient: after accumulation and AMP unscaling, before the penalty's gradient and clipping): one
+  row of norms on the device (`collector.py`);
+- `on_train_batch_end` (after the update, outside the optimizer closure): the penalty gradient's norms
+  the module made, the relative update (`updates.py`), and on the flush steps — `(step + 1) %
+  every_n_steps == 0`, a stop, the end — one host read: statistics (`stats.py`), detectors
+  (`detectors/`), the `health/` record part (`record.py`), one MLflow batch at the logging cadence
+  (`rows.py`), the stop policy;
+- at the end of training: the record consolidated, `events.jsonl`, the `health.*` tags (verdict
+  included) and the gradient-flow plots (`plots.py`, from a bounded history, `history.py`).
+Its whole state (events, counts, detector state, history, skipped steps, unflushed rows) goes into
+Lightning's checkpoints, so a resumed run keeps one health record (`state.py`).
+Steps are `trainer.global_step` before the update (0 = first update).
 """
 
 from __future__ import annotations
@@ -21,200 +22,248 @@ import tempfile
 from pathlib import Path
 from typing import Any, Unpack
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from src.amp import grad_scaler
 from src.config.signature import checked
-from src.config.types import NonNegativeInt, PositiveInt
-from src.monitor.events import KINDS, EventDetector, HealthEvent, NonfiniteCount, Policy, Thresholds, ThresholdSettings
-from src.monitor.grad_stats import GradStatsCollector, RelativeUpdateTracker, StatsBlock, summarize
+from src.config.types import ClassCount, NonNegativeInt, PositiveInt
+from src.monitor.background import BackgroundWriter, FlushOutput
+from src.monitor.collector import GradStatsCollector, StatsBlock
+from src.monitor.detectors import default_detectors
+from src.monitor.events import KINDS, EventLog, HealthEvent
+from src.monitor.history import DecimatedHistory
+from src.monitor.layers import ForwardOrder, Layer, find_layers
 from src.monitor.plots import save_gradient_flow
+from src.monitor.record import RecordWriter, consolidate
+from src.monitor.rows import cadence_indices, statistic_rows
 from src.monitor.sink import run_sink
-from src.monitor.verdict import HEALTHY, HealthVerdict
+from src.monitor.state import MonitorState, NonfiniteCount, Policy, step_views
+from src.monitor.stats import summarize
+from src.monitor.thresholds import Thresholds, ThresholdSettings
+from src.monitor.updates import RelativeUpdateTracker
+from src.monitor.verdict import HealthVerdict
 
 FLAGGING_KINDS = ("nonfinite", "divergence")  # these mark a run `diverged`, whatever the policy
 
 
 class GradientHealthMonitor(pl.Callback):
-    """Watches gradient health every optimizer step at the cost of one fused norm pass.
+    """Watches the data gradient every optimizer step at the cost of a few fused norm passes.
 
     Args:
-        every_n_steps: rows kept on the device between host reads (and MLflow batches); the
-            config passes `trainer.log_every_n_steps`. Events are found at a read, with the exact
-            step they happened; a stop therefore takes effect at most this many steps later.
-        rel_update_every_n_steps: every this many steps, ‖Δθ‖/‖θ‖ per layer (one copy of the
-            weights); 0 = never.
-        nonfinite_count: `tensors` (free: gradient tensors whose norm is NaN/Inf) or `values`
-            (exact count of NaN/Inf gradient values; one more pass over the gradients per step).
-        on_nonfinite, on_divergence: `stop` (end the run cleanly) or `continue`. Either way the
-            run is flagged and `train.py` tags it `outcome=diverged`.
-        test_after_divergence: whether `train.py` runs the test phase of a flagged run.
+        every_n_steps: steps between host reads (flushes, on `(step + 1) % every_n_steps == 0`); the config
+            passes `trainer.log_every_n_steps`. Events keep their exact step; a stop takes effect at the
+            flush, at most this many steps after the event. MLflow gets the statistics at
+            `trainer.log_every_n_steps` and at the last step; the `health/` record has every step.
+        num_classes: C, for the chance-level loss ln C (`stalled`); None = the module's `num_classes`.
+        rel_update_every_n_steps: every this many steps, ‖Δθ‖/‖θ‖ per layer (one copy of the weights); 0 = never.
+        nonfinite_count: `tensors` (free: gradient tensors whose norm is NaN/Inf) or `values` (exact count of
+            NaN/Inf gradient values; two more passes over the gradients per step).
+        on_nonfinite, on_exploding, on_divergence, on_vanishing, on_stalled: `stop` (end the run cleanly at
+            the flush) or `continue`. `nonfinite` and `divergence` tag the run `outcome=diverged` either way.
+        test_after_divergence: whether `train.py` runs the test phase of a run tagged diverged.
         plots: log the gradient-flow heatmap and line plot at the end.
-        **thresholds: the fields of `Thresholds` (event limits, documented there).
+        record: write the per-step record under `health/`.
+        **thresholds: the fields of `Thresholds` (limits and their sources, `thresholds.py`).
     """
 
     @checked("monitor")
     def __init__(
         self,
         every_n_steps: PositiveInt = 50,
+        num_classes: ClassCount | None = None,
         rel_update_every_n_steps: NonNegativeInt = 100,
         nonfinite_count: NonfiniteCount = "tensors",
         on_nonfinite: Policy = "stop",
+        on_exploding: Policy = "continue",
         on_divergence: Policy = "stop",
+        on_vanishing: Policy = "continue",
+        on_stalled: Policy = "continue",
         test_after_divergence: bool = False,
         plots: bool = True,
+        record: bool = True,
         **thresholds: Unpack[ThresholdSettings],
     ) -> None:
         super().__init__()
         self.every_n_steps = every_n_steps
+        self.num_classes = num_classes
         self.rel_update_every_n_steps = rel_update_every_n_steps
         self.count_values = nonfinite_count == "values"
-        self.stop_kinds = {k for k, p in (("nonfinite", on_nonfinite), ("divergence", on_divergence)) if p == "stop"}
+        policies = dict(zip(KINDS, (on_nonfinite, on_exploding, on_divergence, on_vanishing, on_stalled), strict=True))
+        self.stop_kinds = {kind for kind, policy in policies.items() if policy == "stop"}
         self.test_after_divergence = test_after_divergence
-        self.plots = plots
+        self.plots, self.record = plots, record
         self.thresholds = Thresholds(**thresholds)
-        self.flagged = False  # a nonfinite or divergence event happened (on any rank)
-        self.stopped = False  # this monitor asked the trainer to stop
+        self.state = MonitorState(default_detectors(self.thresholds), EventLog(), DecimatedHistory())
         self.collector: GradStatsCollector | None = None
+        self.layers: list[Layer] | None = None
 
     # ---- set-up -------------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        net = getattr(pl_module, "net", pl_module)  # names relative to the network: `features.6`
-        self.collector = GradStatsCollector(net, self.every_n_steps, self.count_values)
-        layers = self.collector.layers
-        self.labels = [layer.label for layer in layers]
-        by_module = {layer.name: layer.label for layer in layers}
-        param_layers = [by_module.get(name.rsplit(".", 1)[0], name) for name in self.collector.param_names]
-        self.detector = EventDetector(self.thresholds, self.labels, param_layers)
-        weights = [self.collector.params[layer.param_index] for layer in layers]
-        self.updates = RelativeUpdateTracker(weights) if self.rel_update_every_n_steps else None
-        self._history: list[tuple[np.ndarray, np.ndarray]] = []  # (steps, layer grad norms) for plots
-        self._last_step = -1
+        self.net = getattr(pl_module, "net", pl_module)  # names relative to the network: `features.6`
+        self.collector = GradStatsCollector(self.net, self.every_n_steps, self.count_values)
+        self.order = ForwardOrder(self.net, self.collector.param_names)
+        self.layers, self.updates, self.writer = None, None, None
+        self.classes = self.num_classes or getattr(pl_module, "num_classes", None)
+        self._tmp = tempfile.TemporaryDirectory(prefix="gradreg-health-")
+        self.background: BackgroundWriter | None = None  # made at the first flush that has a sink
         self._finished = False
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning restores the monitor's state after `setup` and before training (a resumed run)."""
+        self.state.load_state_dict(state_dict)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.collector is not None and self.collector.pending:  # unflushed rows travel with the checkpoint
+            self.state.pending.append(self.collector.read())
+        return self.state.state_dict()
+
+    def _fix_layers(self) -> None:
+        """The layers in the order the first forward pass called them (`layers.py`)."""
+        assert self.collector is not None
+        self.layers = find_layers(self.net, self.collector.param_names, self.order.stop())
+        by_module = {layer.name: layer.label for layer in self.layers}
+        names = self.collector.param_names
+        self.param_labels = [by_module.get(n.rsplit(".", 1)[0], n) for n in names]
+        self.labels = [layer.label for layer in self.layers]
+        self.state.check_labels(self.labels)
+        weights = [self.collector.params[layer.param_index] for layer in self.layers]
+        self.updates = RelativeUpdateTracker(weights) if self.rel_update_every_n_steps else None
+        sizes = [int(self.collector.sizes[layer.param_index]) for layer in self.layers]
+        self.writer = RecordWriter(Path(self._tmp.name) / "parts", self.labels, sizes, self.state.generation)
+
     # ---- every step ---------------------------------------------------------------------------
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.collector is not None and self.layers is None and not self.order.attached:
+            self.order.start()
+
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         if self.collector is None:
             return
+        if self.layers is None:
+            self._fix_layers()
+        if self.collector.pending >= self.collector.capacity:  # only when flushes were missed
+            self._flush(trainer, reduce=False)
         step = trainer.global_step
-        loss = getattr(pl_module, "last_loss", None)
-        logged_row = self.collector.pending + 1 == self.every_n_steps
-        self.collector.collect(step, loss if isinstance(loss, torch.Tensor) else None, with_weights=logged_row)
+        self.collector.collect(step, getattr(pl_module, "window_loss", None))
         if self.updates is not None and step % self.rel_update_every_n_steps == 0:
             self.updates.snapshot(step)
-        self._last_step = step
-        if self.collector.pending >= self.every_n_steps:
-            self._flush(trainer, reduce=True)
+        self.state.last_step = step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        waiting = self.updates.waiting if self.updates is not None else None
-        if waiting is not None and trainer.global_step > waiting:  # the snapshot's update is applied
+        stepped = trainer.global_step == self.state.last_step + 1  # this batch made an update
+        if self.collector is None or not stepped or self.state.completed == self.state.last_step:
+            return  # no update in this batch (accumulating), or its row is complete already
+        step = self.state.completed = self.state.last_step
+        norms = getattr(pl_module, "penalty_grad_norms", None)
+        if isinstance(norms, torch.Tensor) and norms.numel() == len(self.collector.params):
+            self.collector.add_penalty(norms)
+        if self.updates is not None and self.updates.waiting == step:
             self.updates.finish()
+        if (step + 1) % self.every_n_steps == 0 or trainer.should_stop:
+            self._flush(trainer, reduce=True)
 
     # ---- host side ------------------------------------------------------------------------------
-    def _flush(self, trainer: pl.Trainer, reduce: bool) -> list[HealthEvent]:
-        """Read the device buffer once, find events, log one MLflow batch, apply the stop policy."""
+    def _flush(self, trainer: pl.Trainer, reduce: bool, final: bool = False) -> list[HealthEvent]:
+        """Read the device buffer once; statistics, detectors, record, one MLflow batch, the stop policy."""
         assert self.collector is not None
-        block = self.collector.read()
-        updates = self.updates.read() if self.updates is not None else []
-        stats = summarize(block, self.collector.layers)
+        blocks = [*self.state.pending, self.collector.read()]
+        self.state.pending = []
+        rows = [b for b in blocks if len(b)]
         events: list[HealthEvent] = []
-        for i, step in enumerate(block.steps):
-            events += self.detector.update(
-                int(step),
-                None if block.loss is None else float(block.loss[i]),
-                float(stats["global_norm"][i]),
-                block.nonfinite_per_param[i],
-                stats["layer_grad_norms"][i],
-                float(stats["first_last_ratio"][i]),
-            )
-        if len(block):
-            self._history.append((block.steps, stats["layer_grad_norms"].astype(np.float32)))
-        if trainer.is_global_zero:
-            self._log(trainer, block, stats, updates, events)
+        if rows and self.layers is not None:
+            events = self._judge(trainer, rows, final or trainer.should_stop)
         flag = any(e.kind in FLAGGING_KINDS for e in events)
         stop = any(e.kind in self.stop_kinds for e in events)
-        if reduce:  # every rank reads at the same step; any rank's event counts for all
+        if reduce:  # every rank flushes at the same step; any rank's event counts for all
             flag = bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
             stop = bool(trainer.strategy.reduce_boolean_decision(stop, all=False))
-        self.flagged |= flag
-        if stop and not self.stopped:
-            self.stopped = True
+        self.state.flagged |= flag
+        if stop and not trainer.should_stop:
             trainer.should_stop = True  # Lightning's documented stop (validation refuses min_epochs/min_steps with it)
         return events
 
-    def _log(
-        self,
-        trainer: pl.Trainer,
-        block: StatsBlock,
-        stats: dict[str, np.ndarray],
-        updates: list[tuple[int, np.ndarray]],
-        events: list[HealthEvent],
-    ) -> None:
-        sink = run_sink(trainer)
+    def _judge(self, trainer: pl.Trainer, blocks: list[StatsBlock], last_row: bool) -> list[HealthEvent]:
+        block = StatsBlock.concat(blocks)
+        scaler = grad_scaler(trainer)
+        summary = summarize(block, self.layers, self.param_labels, self.collector.sizes, scaler is not None)
+        scale = float(scaler.get_scale()) if scaler is not None else None  # one read, at the flush
+        events, counts = [], []
+        for view in step_views(summary, self.labels, self.classes, scale):
+            for detector in self.state.detectors:
+                event = detector.observe(view)
+                if event is not None:
+                    events.append(event)
+                    counts.append(self.state.log.add(event))
+        skipped_before = self.state.skipped_steps
+        self.state.skipped_steps += int(summary.skipped.sum())
+        self.state.history.add(summary.steps, summary.layer_rel)
+        updates = self.updates.read() if self.updates is not None else []  # the device read stays on this thread
+        sink = run_sink(trainer) if trainer.is_global_zero else None
         if sink is None:
-            return
-        metrics: list[tuple[str, float, int]] = []
-        for i, step in enumerate(block.steps.tolist()):
-            for name in ("global_norm", "nonfinite", "first_last_ratio", "depth_slope"):
-                metrics.append((f"grad/{name}", stats[name][i], step))
-        for row, weight_norms in block.weight_norms.items():
-            step = int(block.steps[row])
-            for label, g, w in zip(self.labels, stats["layer_grad_norms"][row], weight_norms, strict=True):
-                metrics += [(f"grad_norm/{label}", g, step), (f"weight_norm/{label}", w, step)]
+            return events
+        picked = cadence_indices(summary.steps, trainer.log_every_n_steps, include_last=last_row)
+        metrics = statistic_rows(summary, self.labels, picked, skipped_before, scaler is not None)
+        metrics += [(f"events/{e.kind}", float(c), e.step) for e, c in zip(events, counts, strict=True)]
         for step, ratios in updates:
-            metrics += [(f"rel_update/{label}", r, step) for label, r in zip(self.labels, ratios, strict=True)]
-        running = {kind: 0 for kind in KINDS}
-        previous = {k: self.detector.counts[k] - sum(e.kind == k for e in events) for k in KINDS}
-        for event in events:
-            running[event.kind] += 1
-            metrics.append((f"events/{event.kind}", previous[event.kind] + running[event.kind], event.step))
-        tags = self._summary_tags() if events else {}
-        sink.log_rows(metrics, tags)
-        if events:
-            sink.log_text(self.detector.jsonl(), "events.jsonl")
-
-    def _summary_tags(self) -> dict[str, str]:
-        tags = {"health.events": self.detector.summary()}
-        if self.detector.events:
-            tags["health.first_event_step"] = str(self.detector.events[0].step)
-        return tags
+            metrics += [(f"rel_update/{label}", float(r), step) for label, r in zip(self.labels, ratios, strict=True)]
+        tags = self.state.log.tags() if events or not self.state.tagged else None
+        jsonl = self.state.log.jsonl() if events else None
+        self.state.tagged = True
+        if self.background is None:
+            self.background = BackgroundWriter(sink, self.writer if self.record else None)
+        self.background.submit(FlushOutput(summary if self.record else None, metrics, tags, jsonl))
+        return events
 
     def _finish(self, trainer: pl.Trainer, reduce: bool) -> None:
-        """Last read, final counts, tags, events.jsonl and plots; runs once per fit."""
+        """Last flush, the consolidated record, final counts, tags, events.jsonl and plots; once per fit."""
         if self.collector is None or self._finished:
             return
         self._finished = True
+        if self.layers is None and self.state.pending:  # resumed, then stopped before a step: no forward seen
+            self._fix_layers()
+        self.order.stop()
         if self.updates is not None and self.updates.waiting is not None and trainer.global_step > self.updates.waiting:
             self.updates.finish()
-        self._flush(trainer, reduce=reduce)
+        self._flush(trainer, reduce=reduce, final=True)
+        if self.background is not None:
+            self.background.close()  # everything measured is written before the run's end is
+            self.background = None
         sink = run_sink(trainer) if trainer.is_global_zero else None
         if sink is None:
             return
-        step = max(self._last_step, 0)
-        sink.log_rows([(f"events/{k}", v, step) for k, v in self.detector.counts.items()], self._summary_tags())
-        sink.log_text(self.detector.jsonl(), "events.jsonl")
-        if self.plots and self._history:
-            steps = np.concatenate([s for s, _ in self._history])
-            norms = np.concatenate([n for _, n in self._history])
-            with tempfile.TemporaryDirectory() as tmp:
-                for path in save_gradient_flow(steps, norms, self.labels, Path(tmp)):
+        step = max(self.state.last_step, 0)
+        log = self.state.log
+        sink.log_rows([(f"events/{k}", float(v), step) for k, v in log.counts.items()], log.tags())
+        sink.log_text(log.jsonl(), "events.jsonl")
+        with tempfile.TemporaryDirectory() as tmp:
+            if self.record and self.layers is not None:
+                self._consolidate(sink, Path(tmp))
+            steps, values = self.state.history.arrays()
+            if self.plots and len(steps) and self.layers:
+                for path in save_gradient_flow(steps, values, self.labels, Path(tmp) / "plots"):
                     sink.log_artifact(str(path), "plots")
+
+    def _consolidate(self, sink: Any, tmp: Path) -> None:
+        """All parts of the run (every generation's, downloaded when the sink can) into `health/record.parquet`."""
+        parts = Path(self._tmp.name) / "parts"
+        download = getattr(sink, "download_artifacts", None)
+        if download is not None and self.state.generation > 0:
+            parts = Path(download("health/parts", str(tmp)))
+        record = consolidate(parts, tmp / "record.parquet")
+        if record is not None:
+            sink.log_artifact(str(record), "health")
 
     def verdict(self) -> HealthVerdict:
         """The run's health so far (see `src/monitor/verdict.py`); final once training has ended."""
-        events = self.detector.events if self.collector is not None else []
-        return HealthVerdict(
-            kind=events[0].kind if events else HEALTHY,
-            diverged=self.flagged,
-            test_after_divergence=self.test_after_divergence,
-            first_event_step=events[0].step if events else None,
-        )
+        first = self.state.log.first
+        return HealthVerdict(kind=self.state.log.verdict, diverged=self.state.flagged,
+                             test_after_divergence=self.test_after_divergence,
+                             first_event_step=first.step if first else None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, reduce=True)
@@ -224,3 +273,10 @@ class GradientHealthMonitor(pl.Callback):
             self._finish(trainer, reduce=False)
         except Exception as exc:  # noqa: BLE001
             pl.utilities.rank_zero_warn(f"GradientHealthMonitor could not finish after {exception!r}: {exc!r}")
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.collector is not None:
+            if self.background is not None:
+                self.background.close()
+                self.background = None
+            self._tmp.cleanup()

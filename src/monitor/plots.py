@@ -1,4 +1,7 @@
-"""Gradient-flow pictures: a heatmap (layers x steps, log10 gradient norm) and per-layer lines.
+"""Gradient-flow pictures: a heatmap (layers x steps, log10 of a per-layer gradient measure) and per-layer lines.
+
+The monitor draws the relative data gradient ‖g‖/‖θ‖ (the measure its detectors read: free of
+the layers' sizes, so rows of the heatmap compare), from its bounded history (`history.py`).
 
 Matplotlib's Agg backend only (no display needed). Steps are thinned to at most `max_columns`
 evenly spaced ones, so a 100k-step run still draws in well under a second.
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.monitor.grad_stats import TINY
+TINY = 1e-30  # floor before log10, so a zero value gives a finite (very negative) one
 
 
 def _thin(steps: np.ndarray, values: np.ndarray, max_columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,13 +39,15 @@ def save_gradient_flow(
     title: str = "",
     max_columns: int = 2000,
     max_ticks: int = 40,
+    quantity: str = "relative data gradient ‖g‖/‖θ‖",
 ) -> list[Path]:
     """Write `gradient_flow_heatmap.png` and `gradient_flow_lines.png` into `out_dir`; return their paths.
 
     Args:
         steps: (n,) optimizer steps.
-        layer_norms: (n, L) gradient L2 norm per step and layer, layers in forward order.
+        layer_norms: (n, L) the per-layer measure per step, layers in forward order (NaN = missing or non-finite).
         labels: (L,) layer labels (`03.features.6`).
+        quantity: what the values are, for the axis labels.
     """
     import matplotlib
 
@@ -68,8 +73,8 @@ def save_gradient_flow(
     ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=7)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("layer (forward order, input at top)")
-    ax.set_title(f"gradient flow: log10 ‖grad‖ per layer (red = NaN/Inf) {title}".strip())
-    fig.colorbar(image, ax=ax, label="log10 gradient L2 norm")
+    ax.set_title(f"gradient flow: log10 {quantity} per layer (red = NaN/Inf/none) {title}".strip())
+    fig.colorbar(image, ax=ax, label=f"log10 {quantity}")
     fig.tight_layout()
     paths.append(out_dir / "gradient_flow_heatmap.png")
     fig.savefig(paths[-1], dpi=100)
@@ -82,10 +87,10 @@ def save_gradient_flow(
         ax.plot(steps, logs[:, i], color=colors[i], lw=0.8, marker=marker, label=labels[i] if n_layers <= 12 else None)
     bad = np.flatnonzero(~np.isfinite(layer_norms).all(axis=1))
     if len(bad):
-        ax.axvline(steps[bad[0]], color="red", ls="--", lw=1, label="first NaN/Inf")
+        ax.axvline(steps[bad[0]], color="red", ls="--", lw=1, label="first NaN/Inf/none")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("log10 gradient L2 norm")
-    ax.set_title(f"per-layer gradient norms (dark = input side) {title}".strip())
+    ax.set_ylabel(f"log10 {quantity}")
+    ax.set_title(f"per layer (dark = input side) {title}".strip())
     if n_layers <= 12 or len(bad):
         ax.legend(fontsize=7, ncol=2)
     else:

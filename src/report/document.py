@@ -46,7 +46,7 @@ def row_record(row: Row) -> dict[str, Any]:
         "run_ids": [r.run_id for r in row.runs], "outcomes": dict(row.outcomes),
         "test_acc": row.test_acc, "test_acc_mean": row.test_acc_mean, "test_acc_std": row.test_acc_std,
         "max_grad_norm": row.max_grad_norm, "min_first_last_ratio": row.min_first_last_ratio,
-        "first_event_step": row.first_event_step, "events": dict(row.events),
+        "first_event_step": row.first_event_step, "events": dict(row.events), "verdicts": dict(row.verdicts),
     }
 
 
@@ -74,17 +74,20 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
         lines += ["Settings shared by every run: `" + " ".join(shared) + "`", ""]
     lines += ["## Outcome and gradient health per model x regularizer", "", markdown_table(rows), "",
               "Test acc: last `test/acc`, mean ± sample std over seeds (n = runs that reached the test). "
-              "Max ‖g‖: largest `grad/global_norm` of any step; min first/last: smallest `grad/first_last_ratio` "
-              "(first layer's gradient norm over the last one's); first event step: earliest health event; "
+              "Verdict: each run's `health.verdict` (its first sustained gradient-health problem, or healthy), "
+              "counted over seeds. "
+              "Max ‖g‖: largest data-gradient `grad/global_norm` logged; min first/last: smallest "
+              "`grad/first_last_ratio` (first layer's relative data gradient ‖g‖/‖θ‖ over the last one's); "
+              "first event step: earliest health event; "
               "events: detector counts summed over seeds. — : not measured (monitor off, or the run stopped "
               "before it).", "",
               "## Global gradient norm over training", "",
               "![global gradient norm](global_grad_norm.png)" if figures["global_grad_norm.png"]
               else "No run logged `grad/global_norm` (gradient monitor off?).", "",
               "## Training loss", "", "![training loss](train_loss.png)", "",
-              "## Gradient flow: per-layer gradient norm at four points of training", "",
+              "## Gradient flow: per-layer relative data gradient at four points of training", "",
               "![gradient flow](gradient_flow.png)" if figures["gradient_flow.png"]
-              else "No run logged per-layer `grad_norm/...` metrics.", "",
+              else "No run logged per-layer gradient metrics.", "",
               "Each run's own gradient-flow heatmap is an artifact of that run in MLflow.", "",
               "## Runs", "", runs_table(rows), ""]
     md = out_dir / "report.md"

@@ -2,14 +2,17 @@
 
 - `metric_over_steps`: one panel per model, one colour per regularizer, one line per seed, log scale,
   an x where a run that did not complete ends (used for `grad/global_norm` and `train/loss`);
-- `gradient_flow`: per-layer gradient norm (`grad_norm/<NN>.<layer>`, forward order) at a few points
-  of training, one panel per model x regularizer side by side, from the group's first seed.
+- `gradient_flow`: per-layer relative data gradient ‖g‖/‖θ‖ (forward order) at a few points of training,
+  one panel per model x regularizer side by side, from the group's first seed. Read from the run's
+  per-step `health/` record (`src/monitor/record.py`, every step) when it has one, else from its
+  `grad_rel/<NN>.<layer>` metrics, else (runs older than the record) `grad_norm/<NN>.<layer>`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from src.monitor.record import download_record  # noqa: E402
 from src.report.table import Row, metric_history  # noqa: E402
 
-LAYER_PREFIX = "grad_norm/"
+LAYER_PREFIXES = {"grad_rel/": "‖g‖/‖θ‖ per layer (data)", "grad_norm/": "‖∇W‖ per layer"}  # preferred first
 FLOW_POINTS = 4  # points in training shown in the gradient-flow panels
 
 
@@ -74,24 +78,35 @@ def metric_over_steps(mlflow_client: Any, rows: list[Row], key: str, path: Path,
 
 
 def layer_keys(metric_keys: Any) -> list[str]:
-    """`grad_norm/<NN>.<layer>` keys in forward order (by the numeric prefix)."""
-    keys = [k for k in metric_keys if k.startswith(LAYER_PREFIX)]
+    """Per-layer keys in forward order (by the numeric prefix), of the first prefix of `LAYER_PREFIXES` present."""
+    for prefix in LAYER_PREFIXES:
+        keys = [k for k in metric_keys if k.startswith(prefix)]
+        if keys:
+            def order(key: str, prefix: str = prefix) -> tuple[int, str]:
+                match = re.match(r"(\d+)", key[len(prefix):])
+                return (int(match.group(1)) if match else 10**9, key)
 
-    def order(key: str) -> tuple[int, str]:
-        match = re.match(r"(\d+)", key[len(LAYER_PREFIX):])
-        return (int(match.group(1)) if match else 10**9, key)
+            return sorted(keys, key=order)
+    return []
 
-    return sorted(keys, key=order)
+
+def _picks(steps: list[int]) -> list[int]:
+    return sorted({steps[round(i * (len(steps) - 1) / max(FLOW_POINTS - 1, 1))] for i in range(FLOW_POINTS)})
 
 
 def flow_snapshots(mlflow_client: Any, run_id: str, keys: list[str]) -> dict[int, list[float]]:
-    """{step: per-layer gradient norms} at up to FLOW_POINTS steps spread over training (NaN = not logged)."""
+    """{step: per-layer values of `keys`} at up to FLOW_POINTS steps spread over training (NaN = not measured):
+    from the run's `health/` record when it has one (every step), else from the logged metrics."""
+    with tempfile.TemporaryDirectory() as tmp:
+        record = download_record(mlflow_client, run_id, tmp)
+    if record is not None and all(k in record.columns for k in keys) and len(record):
+        rows = record.set_index("step")
+        return {step: [float(v) for v in rows.loc[step, keys]] for step in _picks(rows.index.tolist())}
     series = {k: dict(history(mlflow_client, run_id, k)) for k in keys}
     steps = sorted(set().union(*(s.keys() for s in series.values()))) if series else []
     if not steps:
         return {}
-    picks = sorted({steps[round(i * (len(steps) - 1) / max(FLOW_POINTS - 1, 1))] for i in range(FLOW_POINTS)})
-    return {step: [series[k].get(step, math.nan) for k in keys] for step in picks}
+    return {step: [series[k].get(step, math.nan) for k in keys] for step in _picks(steps)}
 
 
 def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
@@ -122,7 +137,7 @@ def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
             if any(v > 0 for norms in snaps.values() for v in norms if math.isfinite(v)):
                 ax.set_yscale("log")
             ax.set_xlabel(f"layer (input → output), seed {run.seed}", fontsize=7)
-            ax.set_ylabel("‖∇W‖ per layer", fontsize=7)
+            ax.set_ylabel(next(v for p, v in LAYER_PREFIXES.items() if keys[0].startswith(p)), fontsize=7)
             ax.legend(fontsize=6)
             ax.grid(alpha=0.3, which="both")
             found = True

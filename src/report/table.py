@@ -8,6 +8,8 @@ optimizer (x any other override that varies). Its figures come from the runs' ML
 - test accuracy: the last `test/acc`, mean ± sample std over the runs that have one;
 - max global gradient norm: the largest `grad/global_norm` over all logged steps of all runs;
 - min first/last ratio: the smallest `grad/first_last_ratio` over all steps of all runs;
+- verdict: the runs' `health.verdict` tags counted (`healthy 2, stalled 1`): each run's first sustained
+  problem, or healthy;
 - first event step: the earliest `health.first_event_step` tag of its runs;
 - events: the final `events/<kind>` counts (running counts) summed over its runs.
 
@@ -81,6 +83,7 @@ class Row:
     min_first_last_ratio: float | None = None
     first_event_step: int | None = None
     events: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)
 
     @property
     def label(self) -> str:
@@ -175,6 +178,8 @@ def build_rows(mlflow_client: Any, runs: list[Any]) -> tuple[list[Row], list[str
         if "grad/first_last_ratio" in rec.metrics:
             low = _min(history_values(mlflow_client, rec.run_id, "grad/first_last_ratio"))
             row.min_first_last_ratio = _min([v for v in (row.min_first_last_ratio, low) if v is not None])
+        if rec.tags.get("health.verdict"):
+            row.verdicts[rec.tags["health.verdict"]] += 1
         step = first_event_step(rec)
         if step is not None:
             row.first_event_step = step if row.first_event_step is None else min(row.first_event_step, step)
@@ -209,11 +214,11 @@ def markdown_table(rows: list[Row]) -> str:
     """The model x regularizer table as GitHub markdown."""
     with_variant = any(r.variant for r in rows)
     head = ["Model", "Regularizer", "Optimizer", *(["Variant"] if with_variant else []), "Runs", "Outcome",
-            "Test acc (mean ± std)", "Max ‖g‖", "Min first/last", "First event step", "Events"]
+            "Test acc (mean ± std)", "Verdict", "Max ‖g‖", "Min first/last", "First event step", "Events"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.model, r.reg, r.optim, *([f"`{r.variant}`" if r.variant else ""] if with_variant else []),
-                 str(len(r.runs)), fmt_counts(r.outcomes), fmt_acc(r), fmt(r.max_grad_norm),
+                 str(len(r.runs)), fmt_counts(r.outcomes), fmt_acc(r), fmt_counts(r.verdicts), fmt(r.max_grad_norm),
                  fmt(r.min_first_last_ratio), MISSING if r.first_event_step is None else str(r.first_event_step),
                  fmt_counts(r.events) if r.events else MISSING]
         lines.append("| " + " | ".join(cells) + " |")

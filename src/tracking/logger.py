@@ -73,3 +73,7 @@ class RunLogger(Logger):
     @rank_zero_only
     def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self._run_id, local_path, artifact_path)
+
+    def download_artifacts(self, artifact_path: str, dst_path: str) -> str:
+        """The run's artifacts under `artifact_path`, copied into `dst_path`; returns the local path."""
+        return self._client.download_artifacts(self._run_id, artifact_path, dst_path)

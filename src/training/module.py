@@ -2,7 +2,16 @@
 from the config, and the extension points where regularizers plug in.
 
 Regularizers are objects that follow a small protocol (see `src/training/regularizers.py`); this module
-sums their penalties and calls their post-step hooks without knowing any of them by name.
+sums their penalties and calls their step hooks without knowing any of them by name.
+
+The data gradient and the penalty's are kept apart: `training_step` returns the data loss alone, so
+after backward `p.grad` is exactly the data gradient, which callbacks (the gradient-health monitor)
+read at their `on_before_optimizer_step`; this module's `on_before_optimizer_step`, which Lightning
+calls right after theirs and before clipping and the optimizer step, then adds the penalty's
+gradient (`src/training/penalty_gradient.py`). What monitors may read, on the device:
+`window_loss` (the data loss of the coming optimizer step: the mean over its accumulated
+micro-batches), `penalty_grad_norms` (the penalty gradient's norm per trainable parameter, set at
+this module's `on_before_optimizer_step`) and `num_classes`.
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.training.regularizers import weight_statistics
+from src.amp import grad_scaler
+from src.training.penalty_gradient import add_penalty_gradient, step_gate
+from src.training.weight_stats import weight_statistics
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -30,8 +41,8 @@ class ClassificationModule(pl.LightningModule):
         optimizer: a partial (`_partial_: true`) that takes the parameter groups.
         scheduler: a partial that takes the optimizer, or None.
         num_classes: for the accuracy metric.
-        regularizers: objects with `penalty(net) -> Tensor | None`, `before_step(net, optimizer)`,
-            `after_step(net, optimizer)` and `penalized(net)` (see `src/training/regularizers.py`).
+        regularizers: objects with `penalty(net)`, `penalty_gradient(net)`, `before_step(net, optimizer, gate)`,
+            `after_step(net, optimizer, gate)` and `penalized(net)` (see `src/training/regularizers.py`).
     """
 
     def __init__(
@@ -47,12 +58,16 @@ class ClassificationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.regularizers = list(regularizers)
+        self.num_classes = num_classes
         # updated every step: no argument checks (cross-entropy has checked the labels; torch.unique would sync a GPU)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.last_loss: Tensor | None = None  # data loss of the latest training step (for monitors)
+        self.last_loss: Tensor | None = None  # data loss of the latest training step (device scalar)
         self.last_penalty: Tensor | None = None  # its penalty (None when no regularizer adds one)
+        self.penalty_grad_norms: Tensor | None = None  # per trainable parameter, of the latest optimizer step
+        self._window: list[Tensor] = []  # data losses of the micro-batches since the last optimizer step
+        self._gate: Tensor | None = None  # 0/1 on the device: does the grad scaler step this time
         self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
 
     def forward(self, x: Tensor) -> Tensor:
@@ -63,17 +78,25 @@ class ClassificationModule(pl.LightningModule):
         terms = [t for t in (r.penalty(self.net) for r in self.regularizers) if t is not None]
         return torch.stack(terms).sum() if terms else None
 
+    @property
+    def window_loss(self) -> Tensor | None:
+        """The data loss of the coming optimizer step: the mean over its micro-batches (device scalar)."""
+        if not self._window:
+            return None
+        return self._window[0] if len(self._window) == 1 else torch.stack(self._window).mean()
+
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """The data loss alone: the penalty's gradient joins `p.grad` in `on_before_optimizer_step`."""
         x, y = batch[:2]  # (images, labels, example indices): src/training/data/examples.py
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.last_loss = loss.detach()
+        self._window.append(self.last_loss)
         self.train_acc.update(logits.detach(), y)  # logged once per epoch (on_train_epoch_end)
-        penalty = self.penalty()
-        self.last_penalty = None if penalty is None else penalty.detach()  # logged at the cadence (on_train_batch_end)
-        if penalty is None:
-            return loss
-        return loss + penalty
+        with torch.no_grad():
+            penalty = self.penalty()
+        self.last_penalty = penalty  # logged at the cadence (on_train_batch_end)
+        return loss
 
     def on_train_epoch_end(self) -> None:
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
@@ -92,17 +115,26 @@ class ClassificationModule(pl.LightningModule):
         self._eval_step(batch, "test", self.test_acc)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """After backward, before the update: where decoupled weight decay acts (AdamW's order)."""
+        """After backward and the callbacks' hook, before clipping and the update: the penalty's gradient
+        joins `p.grad` (once per optimizer step), then decoupled weight decay acts (AdamW's order).
+
+        With a grad scaler, the step hooks get a 0/1 device gate that is 0 when the scaler will skip
+        this step (Inf/NaN in the unscaled data gradients), so they skip it too, without a host sync.
+        """
+        self._window = []
         with torch.no_grad():
+            stepping = any(getattr(reg, "steps_weights", False) for reg in self.regularizers)
+            self._gate = step_gate(self.net) if stepping and grad_scaler(self.trainer) is not None else None
+            self.penalty_grad_norms = add_penalty_gradient(self.net, self.regularizers)
             for reg in self.regularizers:
-                reg.before_step(self.net, optimizer)
+                reg.before_step(self.net, optimizer, self._gate)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         optimizer = self.optimizers(use_pl_optimizer=False)
         with torch.no_grad():
             for reg in self.regularizers:
-                reg.after_step(self.net, optimizer)
+                reg.after_step(self.net, optimizer, self._gate)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """The step metrics, on the steps that reach the logger: `train/loss`, `train/penalty` (of this

@@ -3,13 +3,20 @@
 Protocol (every hook is optional; `Regularizer` gives no-op defaults), called by
 `ClassificationModule`, which never needs to know a regularizer by name:
 
-- `penalty(net)`: the term's value, added to the loss. It carries gradient only when the
+- `penalty(net)`: the term's value (`train/penalty`). It carries autograd's gradient only when the
   regularizer acts through the loss (subgradient L1, penalty-mode L2, Elastic Net); proximal L1
   and decoupled L2 act through the step instead and return their value detached, so
   `train/penalty` means the same number λΣ|θ| or λΣθ² in every mode.
-- `before_step(net, optimizer)`: runs after backward, just before the optimizer updates
+- `penalty_gradient(net)`: (parameter, ∂penalty/∂parameter) pairs, in closed form on the device.
+  The module backpropagates the *data* loss only and adds these to `p.grad` once per optimizer
+  step (`ClassificationModule.on_before_optimizer_step`), so every gradient statistic can read
+  the data gradient exactly and the penalty's part apart. The default differentiates `penalty`
+  with autograd (a regularizer written for the loss alone still works).
+- `before_step(net, optimizer, gate)`: runs after backward, just before the optimizer updates
   (decoupled L2: θ ← (1 − η·2λ)θ, the order AdamW uses).
-- `after_step(net, optimizer)`: runs after the optimizer update (proximal L1 soft-thresholding).
+- `after_step(net, optimizer, gate)`: runs after the optimizer update (proximal L1 soft-thresholding).
+  `gate` is None, or a 0-d 0/1 tensor on the weights' device that is 0 on a step the AMP grad
+  scaler skips: the step hooks then leave the weights alone, as the optimizer did (no host sync).
 - `network_kwargs()`: keyword arguments for the model builder (dropout's `p`).
 - `penalized(net)`: the tensors the regularizer acts on (for `reg/weight_norm`, `reg/sparsity`).
 
@@ -86,6 +93,9 @@ def square_sum(params: list[Tensor]) -> Tensor:
     return torch.stack([p.square().sum() for p in params]).sum()
 
 
+Gradient = list[tuple[Tensor, Tensor]]  # (parameter, its penalty gradient) pairs
+
+
 class Regularizer:
     """No-op defaults of the protocol; subclasses override what they need."""
 
@@ -93,16 +103,31 @@ class Regularizer:
     penalizes_weights = False  # True: acts on weights, contributes to `reg/weight_norm`
     sparsifies = False  # True: `reg/sparsity` is logged
 
+    @property
+    def steps_weights(self) -> bool:
+        """True when `before_step`/`after_step` change the weights (they then need the AMP gate)."""
+        return False
+
     def penalized(self, net: nn.Module) -> list[Tensor]:
         return []
 
     def penalty(self, net: nn.Module) -> Tensor | None:
         return None
 
-    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def penalty_gradient(self, net: nn.Module) -> Gradient:
+        """∂penalty/∂θ by autograd (one backward of the penalty alone); subclasses give closed forms."""
+        with torch.enable_grad():
+            value = self.penalty(net)
+        if value is None or not value.requires_grad:
+            return []
+        params = [p for p in net.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(value, params, allow_unused=True)
+        return [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
+
+    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
         return None
 
-    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
         return None
 
     def network_kwargs(self) -> dict[str, Any]:
@@ -158,17 +183,29 @@ class L1(WeightRegularizer):
                 return self.strength * abs_sum(params)
         return self.strength * abs_sum(params)
 
+    @property
+    def steps_weights(self) -> bool:
+        return self.proximal and self.strength != 0
+
     @torch.no_grad()
-    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if not self.proximal or self.strength == 0:
+    def penalty_gradient(self, net: nn.Module) -> Gradient:
+        """λ·sign(θ) (0 at θ = 0, autograd's subgradient); none when proximal."""
+        params = self.penalized(net)
+        if self.proximal or not params:
+            return []
+        return list(zip(params, foreach.scaled(foreach.signs(params), self.strength), strict=True))
+
+    @torch.no_grad()
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
+        if not self.steps_weights:
             return
         for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
-            soft_threshold_(params, lr * self.strength)
+            soft_threshold_(params, lr * self.strength if gate is None else gate * (lr * self.strength))
 
 
 @torch.no_grad()
-def soft_threshold_(params: list[Tensor], threshold: float) -> None:
-    """In place: θ ← sign(θ)·max(|θ| − threshold, 0)."""
+def soft_threshold_(params: list[Tensor], threshold: float | Tensor) -> None:
+    """In place: θ ← sign(θ)·max(|θ| − threshold, 0); `threshold` a number or a 0-d tensor (0: unchanged)."""
     for p in params:
         p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0))
 
@@ -213,12 +250,25 @@ class L2(WeightRegularizer):
                 return self.strength * square_sum(params)
         return self.strength * square_sum(params)
 
+    @property
+    def steps_weights(self) -> bool:
+        return self.mode == "decoupled" and self.strength != 0
+
     @torch.no_grad()
-    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if self.mode != "decoupled" or self.strength == 0:
+    def penalty_gradient(self, net: nn.Module) -> Gradient:
+        """2λθ; none in decoupled mode."""
+        params = self.penalized(net)
+        if self.mode == "decoupled" or not params:
+            return []
+        return list(zip(params, foreach.scaled(params, 2.0 * self.strength), strict=True))
+
+    @torch.no_grad()
+    def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
+        if not self.steps_weights:
             return
         for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
-            foreach.scale_(params, 1.0 - lr * self.weight_decay)
+            decay = lr * self.weight_decay
+            foreach.scale_(params, 1.0 - decay if gate is None else 1.0 - gate * decay)
 
 
 class ElasticNet(WeightRegularizer):
@@ -257,13 +307,34 @@ class ElasticNet(WeightRegularizer):
         return self.strength * (r * abs_sum(params) + (1.0 - r) * square_sum(params))
 
     @torch.no_grad()
-    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if not self.proximal or self.strength == 0:
+    def penalty_gradient(self, net: nn.Module) -> Gradient:
+        """λ(r·sign(θ) + 2(1 − r)θ); none when proximal."""
+        params = self.penalized(net)
+        if self.proximal or not params:
+            return []
+        grads = foreach.scaled(foreach.signs(params), self.strength * self.l1_ratio)
+        foreach.add_(grads, params, alpha=2.0 * self.strength * (1.0 - self.l1_ratio))
+        return list(zip(params, grads, strict=True))
+
+    @property
+    def steps_weights(self) -> bool:
+        return self.proximal and self.strength != 0
+
+    @torch.no_grad()
+    def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
+        """The proximal step; `gate` 0 (an AMP-skipped step) leaves the weights as they are."""
+        if not self.steps_weights:
             return
         r = self.l1_ratio
         for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
-            soft_threshold_(params, lr * self.strength * r)
-            foreach.scale_(params, 1.0 / (1.0 + 2.0 * lr * self.strength * (1.0 - r)))
+            threshold = lr * self.strength * r
+            shrink = 2.0 * lr * self.strength * (1.0 - r)
+            if gate is None:
+                soft_threshold_(params, threshold)
+                foreach.scale_(params, 1.0 / (1.0 + shrink))
+            else:
+                soft_threshold_(params, gate * threshold)
+                foreach.scale_(params, 1.0 / (1.0 + gate * shrink))
 
 
 class Dropout(Regularizer):
@@ -282,26 +353,3 @@ class Dropout(Regularizer):
 
     def network_kwargs(self) -> dict[str, Any]:
         return {"dropout": self.p}
-
-
-def weight_statistics(net: nn.Module, regularizers: Iterable[Regularizer]) -> dict[str, Tensor]:
-    """On-device `reg/weight_norm` (‖θ‖₂ over the union of penalized tensors) and, when a sparsifying
-    regularizer is selected, `reg/sparsity` (fraction of those entries exactly 0).
-
-    With no weight regularizer (none, or dropout alone) the norm is over the default selection
-    (conv and linear weights), so baseline runs are comparable. No host sync happens here.
-    """
-    regularizers = list(regularizers)
-    chosen: dict[int, Tensor] = {}
-    for reg in regularizers:
-        for p in reg.penalized(net):
-            chosen.setdefault(id(p), p)
-    params = list(chosen.values()) or select_parameters(net)
-    if not params:
-        return {}
-    detached = [p.detach() for p in params]
-    stats = {"reg/weight_norm": torch.linalg.vector_norm(foreach.norms(detached))}
-    if any(reg.sparsifies for reg in regularizers):
-        zeros = torch.stack([(p == 0).sum() for p in detached]).sum()
-        stats["reg/sparsity"] = zeros.float() / sum(p.numel() for p in detached)
-    return stats

@@ -1,0 +1,31 @@
+"""`vanishing`: the gradient decays toward the input until the input-side layer cannot learn.
+
+Holds when the input-side layer's relative data gradient ‖g‖/‖θ‖ is below `vanishing_rel` *and*
+below `vanishing_ratio` times the output-side layer's, for `vanishing_patience` steps in a row.
+The first condition is absolute and scale-free (a growing last layer cannot make it true); the
+second makes it a property of depth (a network whose gradients are uniformly tiny is `stalled`).
+Layers without a gradient are not judged; a step where the first layer has none is not judged.
+"""
+
+from __future__ import annotations
+
+from src.monitor.detectors.base import Detector, StepView, Sustained, finite
+from src.monitor.events import HealthEvent
+
+
+class VanishingDetector(Detector):
+    kind = "vanishing"
+
+    def __init__(self, thresholds) -> None:  # noqa: ANN001
+        super().__init__(thresholds)
+        self.run = Sustained(self.t.vanishing_patience)
+
+    def observe(self, view: StepView) -> HealthEvent | None:
+        if view.skipped or not (finite(view.first_rel) and finite(view.last_rel)):
+            self.run.update(None, view.step)
+            return None
+        holds = view.first_rel < self.t.vanishing_rel and view.first_rel < self.t.vanishing_ratio * view.last_rel
+        if not self.run.update(holds, view.step):
+            return None
+        return HealthEvent(view.step, self.kind, view.first_rel, self.t.vanishing_rel, view.first_layer, "first_rel",
+                           self.run.since)

@@ -1,0 +1,87 @@
+"""The detectors' limits, in one place, each with its source and units (`conf/monitor/default.yaml` repeats them).
+
+Every limit on a gradient is on a scale-free measure: the relative data gradient ‖g‖/‖θ‖ (of one
+layer, or of all parameters together), never on a raw norm, which grows with the layer's size.
+Every limit on the loss is on the data loss (no penalty), against ln C, the loss of a uniform guess
+over C classes (2.30 for 10). "Sustained" means held for a patience of consecutive optimizer steps
+(steps the AMP grad scaler skipped do not count, nor break a run). The margins against the
+calibration zoo (`tests/test_calibration_zoo.py`, table in `docs/gradient_health.md`) are stated
+beside each default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, TypedDict, get_type_hints
+
+from pydantic import Field
+
+from src.config.types import NonNegativeFloat, Number, OpenFraction, PositiveFloat, PositiveInt
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Event limits. Units: nats for losses, ratios ‖g‖/‖θ‖ for gradients, optimizer steps for patience.
+    "Zoo" margins: healthy zoo runs (LeNet-5, a Kaiming MLP, VGG-19-bn, ResNet-152, with and without
+    L1/L2/Elastic Net) against the failing ones, on the measure each limit reads.
+
+    nonfinite (no patience: a NaN/Inf is a fact, not a trend):
+      amp_skip_patience = 16 consecutive steps skipped by the grad scaler. Each skip halves its scale;
+        from torch's initial 2^16 that many leave a scale of 1, i.e. gradients that overflow fp16
+        unscaled: a blow-up, not the scaler calibrating (the fp16 test run skips 6, then none).
+      amp_min_scale = 1.0: the same limit read on the scale itself at each flush, for skips that are
+        frequent without being consecutive.
+    exploding (sustained):
+      max_loss = 1e4: the data loss; the blog post that started the project called a loss above 1e4
+        "exploding" (a 10-class cross-entropy starts at 2.30; healthy zoo runs never pass 3.7).
+      max_global_rel = 1e2: the data gradient 100 times the weights it updates; an SGD step moves the
+        weights by η·‖g‖/‖θ‖ of themselves, so above 1e2 any η > 0.01 replaces them every step. Zoo:
+        healthy runs at most 7.6 (ResNet-152's first step), 13x below; exploding ones 9e4 and more.
+      exploding_patience = 5 steps.
+    vanishing (sustained; a property of depth), both must hold:
+      vanishing_rel = 1e-7: the input-side layer's relative data gradient: an SGD step with η ≤ 1
+        changes it by less than float32's resolution (1.2e-7) relative to itself — it cannot learn.
+        Zoo: healthy runs at least 2.4e-5 (ResNet-152's conv1 behind batch norm), 240x above;
+        vanishing ones (deep sigmoid, tanh with a tiny init) 5e-18 to 4e-13;
+      vanishing_ratio = 1e-6: ... and that much below the output-side layer's (six decades of decay
+        toward the input, as Glorot & Bengio 2010 show for deep sigmoid nets). Zoo: healthy at least
+        2.3e-5 (ResNet-152), 23x above; vanishing ones 1e-17 to 1e-10. A growing last layer cannot
+        make the first condition true; uniformly tiny gradients do not make the second: `stalled`.
+      vanishing_patience = 20 steps.
+    stalled (sustained; how a dead network looks), both must hold:
+      stall_loss_tolerance = 0.05: the data loss within 5% of ln C (2.30 ± 0.12 nats for 10 classes);
+      stall_rel = 1e-5: the median layer's relative data gradient below this. Zoo: healthy runs at
+        chance level (their first steps; VGG-19-bn for 170 steps) at least 2.4e-4, 24x above; dead
+        ones (plain VGG-19 at width 1/8, ReLUs switched off) 1.1e-6 and below, 9x under.
+      stall_patience = 50 steps (a net at initialization sits at ln C too, with a large gradient).
+    divergence (sustained, after a warm-up; after Lightning's `SpikeDetection`):
+      divergence_warmup = 50 finite losses, during which the reference is ln C (early losses fall fast
+        and say little about each other; healthy zoo runs start at most 1.6x ln C);
+      divergence_window = 50: then the reference is the mean of the last 50 finite losses outside excursions;
+      divergence_factor = 3.0 and divergence_min_increase = 0.5 nats: a step is an excursion when its loss
+        is above 3x the reference *and* 0.5 nats above it (noise late in training, 0.02 -> 0.3, stays
+        under the second), which makes a collapse to ln C from a trained 0.1 one;
+      divergence_patience = 10 consecutive excursion steps: a noisy batch is one step. Zoo: LeNet-5 at
+        SGD lr 20 (loss 2.3 -> ~900, tanh saturated, no NaN) fires at step 11; no healthy run fires.
+    """
+
+    amp_skip_patience: PositiveInt = 16
+    amp_min_scale: NonNegativeFloat = 1.0
+    max_loss: PositiveFloat = 1e4
+    max_global_rel: PositiveFloat = 1e2
+    exploding_patience: PositiveInt = 5
+    vanishing_rel: PositiveFloat = 1e-7
+    vanishing_ratio: PositiveFloat = 1e-6
+    vanishing_patience: PositiveInt = 20
+    stall_loss_tolerance: OpenFraction = 0.05
+    stall_rel: PositiveFloat = 1e-5
+    stall_patience: PositiveInt = 50
+    divergence_warmup: PositiveInt = 50
+    divergence_window: PositiveInt = 50
+    divergence_factor: Annotated[Number, Field(gt=1)] = 3.0
+    divergence_min_increase: NonNegativeFloat = 0.5
+    divergence_patience: PositiveInt = 10
+
+
+# The keyword arguments of `Thresholds`, for signatures that pass them on (`**thresholds: Unpack[...]`)
+ThresholdSettings = TypedDict("ThresholdSettings", get_type_hints(Thresholds, include_extras=True), total=False)

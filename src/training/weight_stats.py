@@ -1,0 +1,34 @@
+"""`reg/weight_norm` and `reg/sparsity`: what the weight regularizers do to the weights, on the logged steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from src import foreach
+from src.training.regularizers import Regularizer, select_parameters
+
+
+def weight_statistics(net: nn.Module, regularizers: Iterable[Regularizer]) -> dict[str, Tensor]:
+    """On-device `reg/weight_norm` (‖θ‖₂ over the union of penalized tensors) and, when a sparsifying
+    regularizer is selected, `reg/sparsity` (fraction of those entries exactly 0).
+
+    With no weight regularizer (none, or dropout alone) the norm is over the default selection
+    (conv and linear weights), so baseline runs are comparable. No host sync happens here.
+    """
+    regularizers = list(regularizers)
+    chosen: dict[int, Tensor] = {}
+    for reg in regularizers:
+        for p in reg.penalized(net):
+            chosen.setdefault(id(p), p)
+    params = list(chosen.values()) or select_parameters(net)
+    if not params:
+        return {}
+    detached = [p.detach() for p in params]
+    stats = {"reg/weight_norm": torch.linalg.vector_norm(foreach.norms(detached))}
+    if any(reg.sparsifies for reg in regularizers):
+        zeros = torch.stack([(p == 0).sum() for p in detached]).sum()
+        stats["reg/sparsity"] = zeros.float() / sum(p.numel() for p in detached)
+    return stats
