@@ -9,7 +9,8 @@ of the last iterate (0 = an exact eigenpair).
 
 Power iteration converges to the eigenvalue of largest *magnitude*; for the training loss of a
 network that is usually the top one (sharpness), but a negative direction can dominate (ResNet-152
-at initialization: −1.6e5): then a second run on the shifted H − λ₁I finds the top one (`shift`).
+at initialization: −1.6e5): `largest_eigenvalue` then runs again on the shifted H − λ₁I, on the
+device (no host read to decide), and finds the top one.
 With `preconditioner` d (a tensor per parameter, > 0), it iterates on D H D with D = diag(d)^{-1/2}:
 the eigenvalues of P⁻¹H for P = diag(d) (Adam's preconditioned sharpness, Cohen et al. 2022).
 """
@@ -37,15 +38,15 @@ def top_eigenvalue(
     generator: torch.Generator | None = None,
     preconditioner: Sequence[Tensor] | None = None,
     grads: Sequence[Tensor] | None = None,
-    shift: float = 0.0,
-) -> tuple[Tensor, Tensor]:
-    """(λ, residual) as device scalars: the dominant eigenvalue of ∇²loss (or of P⁻¹∇²loss) over `params`.
+    shift: float | Tensor = 0.0,
+    start: Sequence[Tensor] | None = None,
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """(λ, residual, v): the dominant eigenvalue of ∇²loss (or of P⁻¹∇²loss) over `params`, as device scalars,
+    and its unit eigenvector (in the preconditioned coordinates).
 
-    `grads`: ∇loss made with `create_graph=True` already (to share one graph between two calls);
-    `generator`: where the random start vector comes from (a fixed seed gives repeatable probes).
-    `shift` s: iterate on H + s·I and return its eigenvalue minus s. After a first run found a negative
-    λ₁ (the dominant one by magnitude), s = −λ₁ ≥ 0 makes every eigenvalue ≥ 0, and the dominant one of
-    H + sI is then λ_max + s: the top eigenvalue, whatever the sign of λ₁.
+    `grads`: ∇loss made with `create_graph=True` already (to share one graph between calls);
+    `generator`: where the random start vector comes from (a fixed seed gives repeatable probes), unless
+    `start` gives one. `shift` s: iterate on H + s·I and return its dominant eigenvalue minus s.
     """
     params = list(params)
     if grads is None:
@@ -60,20 +61,52 @@ def top_eigenvalue(
                                  retain_graph=True, allow_unused=True)
         hu = [h if h is not None else torch.zeros_like(p) for h, p in zip(hu, params, strict=True)]
         hu = [h * s for h, s in zip(hu, scale, strict=True)] if scale is not None else hu
-        return [h + shift * x for h, x in zip(hu, v, strict=True)] if shift else hu
+        return [h + shift * x for h, x in zip(hu, v, strict=True)]
 
     device = params[0].device
-    v = [torch.randn(p.shape, generator=generator, device="cpu", dtype=p.dtype).to(device) for p in params]
-    norm = _norm(v)
-    v = [x / norm for x in v]
-    lam = torch.zeros((), device=device)
-    hv = v
+    v = list(start) if start is not None else random_unit(params, generator)
+    lam = residual = torch.zeros((), device=device, dtype=params[0].dtype)
     if not live:
-        return lam, lam
+        return lam, residual, v
     for _ in range(iterations):
         hv = product(v)
         lam = _dot(v, hv)  # Rayleigh quotient of the unit vector v
+        residual = _norm([h - lam * x for h, x in zip(hv, v, strict=True)])
         norm = _norm(hv).clamp_min(torch.finfo(hv[0].dtype).tiny)
-        residual = _norm([h - lam * x for h, x in zip(hv, v, strict=True)]) / lam.abs().clamp_min(1e-30)
         v = [h / norm for h in hv]
-    return (lam - shift).detach(), (residual * lam.abs() / (lam - shift).abs().clamp_min(1e-30)).detach()
+    top = lam - shift
+    return top.detach(), (residual / top.abs().clamp_min(1e-30)).detach(), [x.detach() for x in v]
+
+
+def largest_eigenvalue(
+    loss: Tensor,
+    params: Sequence[Tensor],
+    iterations: int = 20,
+    generator: torch.Generator | None = None,
+    preconditioner: Sequence[Tensor] | None = None,
+    grads: Sequence[Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(λ_max, residual): the *top* eigenvalue, whatever the sign of the dominant one, without a host read.
+
+    Two runs of `iterations` each. The first finds the dominant λ₁. The second iterates on H + sI with
+    s = max(−λ₁, 0) on the device: when λ₁ ≥ 0 it is λ_max already and the second run continues from
+    its eigenvector (a refinement); when λ₁ < 0 every eigenvalue of H + sI is ≥ 0, its dominant one is
+    λ_max + s, and the run starts afresh from a random vector.
+    """
+    params = list(params)
+    if grads is None:
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    fresh = random_unit(params, generator)
+    first, _, v = top_eigenvalue(loss, params, iterations, None, preconditioner, grads, start=fresh)
+    shift = (-first).clamp_min(0)
+    positive = first >= 0
+    start = [torch.where(positive, a, b) for a, b in zip(v, random_unit(params, generator), strict=True)]
+    top, residual, _ = top_eigenvalue(loss, params, iterations, None, preconditioner, grads, shift, start)
+    return top, residual
+
+
+def random_unit(params: Sequence[Tensor], generator: torch.Generator | None) -> list[Tensor]:
+    """A random unit vector shaped like `params` (drawn on the CPU from `generator`: the same on any device)."""
+    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
+    norm = _norm(v)
+    return [x / norm for x in v]

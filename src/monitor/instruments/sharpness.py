@@ -17,9 +17,10 @@ The probe, and how it stays fixed:
 - the loss: the data cross-entropy plus the module's penalty where it acts through the loss (L1's
   subgradient, penalty-mode L2: 2λ on the diagonal). Decoupled L2 and proximal L1 act through the step,
   not the loss; under SGD decoupled L2 moves the line to 2/η − 2λ instead.
-- the start vector comes from a generator seeded with `seed`; the iteration count is fixed;
-  `sharpness/residual` = ‖Hv − λv‖/|λ| of the last iterate says how converged. One host read per
-  probe: the sign of the first eigenvalue found (when negative, a shifted second run finds the top one).
+- the start vector comes from a generator seeded with `seed`; the iteration count is fixed (two runs of
+  `iterations` products: the second finds the top eigenvalue when a negative one dominates, else
+  refines it; `hessian.largest_eigenvalue`), with no host read during a probe;
+  `sharpness/residual` = ‖Hv − λv‖/|λ| of the last iterate says how converged.
 
 Keys (at step s: the weights after update s): `sharpness/lambda_max` (1/units of θ², loss units),
 `sharpness/two_over_lr` = 2/η (η = the first parameter group's learning rate at that step),
@@ -41,7 +42,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from src.monitor.instruments.base import Instrument
-from src.monitor.instruments.hessian import top_eigenvalue
+from src.monitor.instruments.hessian import largest_eigenvalue
 
 
 class SharpnessInstrument(Instrument):
@@ -83,22 +84,24 @@ class SharpnessInstrument(Instrument):
                 if isinstance(penalty, Tensor) and penalty.requires_grad:
                     loss = loss + penalty
                 grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-                lam, residual = top_eigenvalue(loss, params, self.iterations, generator, grads=grads)
-                if float(lam) < 0:  # one host read per probe: a negative direction dominated; shift past it
-                    lam, residual = top_eigenvalue(loss, params, self.iterations, generator, grads=grads,
-                                                   shift=-float(lam))
+                lam, residual = largest_eigenvalue(loss, params, self.iterations, generator, grads=grads)
+
+                def full(x: float) -> Tensor:  # a device scalar made on the device: no copy from the host
+                    return torch.full((), x, device=device, dtype=torch.float32)
+
+                two_over_lr = 2.0 / lr if lr > 0 else float("nan")
                 keys = ["sharpness/lambda_max", "sharpness/residual", "sharpness/two_over_lr"]
-                values = [lam, residual, torch.tensor(2.0 / lr if lr > 0 else float("nan"))]
+                values = [lam, residual, full(two_over_lr)]
                 pre = adam_preconditioner(optimizer, params)
                 if pre is not None:
                     diag, beta1 = pre
-                    plam, _ = top_eigenvalue(loss, params, self.iterations, generator, diag, grads=grads)
+                    plam, _ = largest_eigenvalue(loss, params, self.iterations, generator, diag, grads=grads)
                     threshold = (2 + 2 * beta1) / ((1 - beta1) * lr) if lr > 0 else float("nan")
                     keys += ["sharpness/preconditioned", "sharpness/threshold", "sharpness/stability"]
-                    values += [plam, torch.tensor(threshold), plam / threshold]
+                    values += [plam, full(threshold), plam / threshold]
                 else:
                     keys += ["sharpness/threshold", "sharpness/stability"]
-                    values += [torch.tensor(2.0 / lr if lr > 0 else float("nan")), lam * lr / 2]
+                    values += [full(two_over_lr), lam * lr / 2]
                 del grads, loss
         finally:
             with torch.no_grad():
