@@ -97,7 +97,7 @@ class GradientHealthMonitor(pl.Callback):
         units_every_n_steps: NonNegativeInt = 10,
         saturation_limit: OpenFraction = 0.01,
         sharpness_every_n_steps: NonNegativeInt = 500,
-        sharpness_iterations: PositiveInt = 20,
+        sharpness_iterations: PositiveInt = 10,
         sharpness_batch_size: PositiveInt = 128,
         flow_images: NonNegativeInt = 8,
         test_after_divergence: bool = False,
