@@ -20,11 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def series(client, run_id: str, prefix: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # noqa: ANN001
     """{label: (steps, values)} of the run's `prefix/<NN>.<layer>` metrics, in forward order."""
-    keys = sorted(k for k in client.get_run(run_id).data.metrics if k.startswith(prefix + "/") and k[len(prefix) + 1].isdigit())
+    start = len(prefix) + 1
+    metrics = client.get_run(run_id).data.metrics
+    keys = sorted(k for k in metrics if k.startswith(prefix + "/") and k[start:start + 1].isdigit())
     out = {}
     for key in keys:
         history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-        out[key[len(prefix) + 1:]] = (np.array([s for s, _ in history]), np.array([v for _, v in history]))
+        out[key[start:]] = (np.array([s for s, _ in history]), np.array([v for _, v in history]))
     return out
 
 
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, style in (("sharpness/lambda_max", "-o"), ("sharpness/two_over_lr", "--")):
             history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
             if history:
-                ax.plot(*zip(*history), style, ms=3, label=key.split("/")[1].replace("two_over_lr", "2/η"))
+                steps, values = zip(*history, strict=True)
+                ax.plot(steps, values, style, ms=3, label=key.split("/")[1].replace("two_over_lr", "2/η"))
         ax.set_yscale("log")
         ax.set_ylabel("sharpness")
         ax.set_xlabel("optimizer step")
