@@ -8,7 +8,7 @@ with no Lightning and no MLflow, the floor the others are compared with.
 instrument at its default schedule (`instrument(setting)`), `monitor+<instrument>@1` the same at
 every step (what one sample costs), `monitor+all` the whole monitor at its defaults. Adding an
 instrument's mode is one entry in `MODES`; its row and JSON key then appear in every benchmark and
-in `scripts/gpu_check.py`. A schedule longer than the measured steps (sharpness: 500) is sampled at
+in `scripts/gpu_check.py`. A schedule longer than the measured steps (sharpness: 2000) is sampled at
 most at the first step, inside the warm-up: its amortized cost is the `@1` mode's extra time over
 `monitor` divided by the schedule.
 """

@@ -96,9 +96,9 @@ class GradientHealthMonitor(pl.Callback):
         signal_every_n_steps: NonNegativeInt = 10,
         units_every_n_steps: NonNegativeInt = 10,
         saturation_limit: OpenFraction = 0.01,
-        sharpness_every_n_steps: NonNegativeInt = 500,
+        sharpness_every_n_steps: NonNegativeInt = 2000,
         sharpness_iterations: PositiveInt = 10,
-        sharpness_batch_size: PositiveInt = 128,
+        sharpness_batch_size: PositiveInt = 32,
         flow_images: NonNegativeInt = 8,
         test_after_divergence: bool = False,
         plots: bool = True,
@@ -252,10 +252,11 @@ class GradientHealthMonitor(pl.Callback):
         tags = self.state.log.tags() if events or not self.state.tagged else None
         jsonl = self.state.log.jsonl() if events else None
         self.state.tagged = True
-        self.images.log(sink, summary.steps, summary.layer_rel, self.labels)
+        image = self.images.job(sink, summary.steps, summary.layer_rel, self.labels)  # a step image, now and then
         if self.background is None:
             self.background = BackgroundWriter(sink, self.writer if self.record else None)
-        self.background.submit(FlushOutput(summary if self.record else None, metrics, tags, jsonl))
+        self.background.submit(FlushOutput(summary if self.record else None, metrics, tags, jsonl,
+                                           (image,) if image else ()))
         return events
 
     def _finish(self, trainer: pl.Trainer, reduce: bool) -> None:

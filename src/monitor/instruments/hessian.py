@@ -106,7 +106,8 @@ def largest_eigenvalue(
 
 
 def random_unit(params: Sequence[Tensor], generator: torch.Generator | None) -> list[Tensor]:
-    """A random unit vector shaped like `params` (drawn on the CPU from `generator`: the same on any device)."""
-    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
+    """A random unit vector shaped like `params`, drawn on their device (`generator` must live there: a copy
+    from the host would be a synchronization)."""
+    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype, device=p.device) for p in params]
     norm = _norm(v)
     return [x / norm for x in v]

@@ -73,7 +73,7 @@ class SharpnessInstrument(Instrument):
         device = params[0].device
         buffers = [(b, b.detach().clone()) for b in pl_module.buffers()]
         was_training = pl_module.training
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator(device=device).manual_seed(self.seed)  # the start vector, drawn on the device
         devices = [device] if device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
