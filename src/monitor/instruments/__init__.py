@@ -66,8 +66,8 @@ class Instruments:
 
 
 def build_instruments(signal_every_n_steps: int = 0, units_every_n_steps: int = 0, saturation_limit: float = 0.01,
-                      sharpness_every_n_steps: int = 0, sharpness_iterations: int = 20,
-                      sharpness_batch_size: int = 128) -> Instruments:
+                      sharpness_every_n_steps: int = 0, sharpness_iterations: int = 10,
+                      sharpness_batch_size: int = 32) -> Instruments:
     return Instruments([
         SignalInstrument(signal_every_n_steps),
         UnitHealthInstrument(units_every_n_steps, saturation_limit),

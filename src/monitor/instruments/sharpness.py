@@ -48,7 +48,7 @@ from src.monitor.instruments.hessian import largest_eigenvalue
 class SharpnessInstrument(Instrument):
     name = "sharpness"
 
-    def __init__(self, every_n_steps: int, iterations: int = 20, batch_size: int = 128, seed: int = 0) -> None:
+    def __init__(self, every_n_steps: int, iterations: int = 10, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__(every_n_steps)
         self.iterations, self.batch_size, self.seed = iterations, batch_size, seed
         self.probe: tuple[Tensor, Tensor] | None = None
