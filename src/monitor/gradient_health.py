@@ -11,6 +11,8 @@ When it acts (it orchestrates; each concern lives in its own file):
   (`rows.py`), the stop policy;
 - at the end of training: the record consolidated, `events.jsonl`, the `health.*` tags (verdict
   included) and the gradient-flow plots (`plots.py`, from a bounded history, `history.py`).
+The instruments (`instruments/`: back-propagated signal, unit health, sharpness) ride on the same hooks,
+each on its own schedule; their samples join the flush (MLflow, the detectors' `StepView.extras`).
 Its whole state (events, counts, detector state, history, skipped steps, unflushed rows) goes into
 Lightning's checkpoints, so a resumed run keeps one health record (`state.py`).
 Steps are `trainer.global_step` before the update (0 = first update).
