@@ -4,6 +4,7 @@ saturated tanh units counted, and hooks attached only on scheduled steps."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -29,9 +30,14 @@ def drive(instrument, net: nn.Module, x: torch.Tensor, y: torch.Tensor, step: in
     return samples[0][1] if samples else {}
 
 
-def test_signal_equals_a_hand_registered_hook() -> None:
+@pytest.mark.parametrize("inplace", [False, True], ids=["relu", "relu-inplace"])
+def test_signal_equals_a_hand_registered_hook(inplace: bool) -> None:
+    """∂L/∂z of each layer's own output, retained by hand on a twin net with an out-of-place ReLU; the
+    instrument's net may use VGG's in-place ReLU (which overwrites z after the layer's hook ran)."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+    net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 12), nn.ReLU(inplace=inplace), nn.Linear(12, 3))
+    twin = copy.deepcopy(net)
+    twin[3] = nn.ReLU()
     captured = {}
 
     def keep(name):  # noqa: ANN001, ANN202
@@ -41,8 +47,9 @@ def test_signal_equals_a_hand_registered_hook() -> None:
         return hook
 
     for name in ("0", "2", "4"):
-        net.get_submodule(name).register_forward_hook(keep(name))
+        twin.get_submodule(name).register_forward_hook(keep(name))
     x, y = torch.randn(5, 8), torch.randint(0, 3, (5,))
+    F.cross_entropy(twin(x), y).backward()
     sample = drive(SignalInstrument(1), net, x, y)
     for name in ("0", "2", "4"):
         grad = captured[name].grad
