@@ -30,6 +30,7 @@ QUICK = {"lenet5": (None, 2, 4, 2), "vgg19": (0.0625, 1, 2, 3), "resnet152": (0.
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small widths and few steps: checks that it all runs")
+    parser.add_argument("--width", type=float, help="channel width of VGG-19 and ResNet-152 (default: 1; quick 1/16)")
     parser.add_argument("--models", nargs="+", choices=list(FULL), default=list(FULL))
     parser.add_argument("--modes", nargs="+", help="a subset of the registered modes (default: all)")
     parser.add_argument("--compare", action="store_true", help="add Lightning's grad_norm and a .item() loop")
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     modes = {m: MODES[m] for m in (args.modes or MODES)}
     modes.update(COMPARISONS if args.compare else {})
     check_names(modes)
-    setting = QUICK if args.quick else FULL
+    setting = dict(QUICK if args.quick else FULL)
+    if args.width:  # a smaller VGG-19 / ResNet-152 on a slow machine (LeNet-5 has no width)
+        setting.update({m: (args.width, *setting[m][1:]) for m in ("vgg19", "resnet152")})
     runs = [ModelRun(m, *setting[m][:3], batch_size=args.batch_size, log_every=setting[m][3]) for m in args.models]
     repeats = args.repeats or (1 if args.quick else 3)
     count = args.runs if args.runs is not None else (1 if args.quick else 3)

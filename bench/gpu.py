@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n2. step time, ms/step, median ×ratio to bare (fastest-slowest repeat); the monitor costs monitor/module")
     setting = TINY if tiny else FULL
     runs = [ModelRun(m, *setting[m][:3], batch_size=batch_size, log_every=setting[m][3]) for m in args.models]
-    modes = {BARE: None, "module": MODES["module"], **monitors}
+    timed = {name: f for name, f in monitors.items() if not name.endswith("@1")}  # every-step probes: CPU bench only
+    modes = {BARE: None, "module": MODES["module"], **timed}
     for precision in PRECISIONS:
         print(f"\n{precision}")
         print("\n".join(rows([r for r in measure(runs, modes, repeats, device, precision)])))

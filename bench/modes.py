@@ -4,13 +4,13 @@ A mode is the list of callbacks a real Lightning `fit` of the project's `Classif
 (logging into a throwaway MLflow store at the run's cadence, as a run does), or `BARE`: plain PyTorch
 with no Lightning and no MLflow, the floor the others are compared with.
 
-Adding an instrument's mode is one entry in `MODES`, named `monitor+<instrument>`, whose factory
-builds the monitor with that instrument on at its default schedule, e.g.
-
-    "monitor+signal": monitor(signal_every_n_steps=10),
-
-(the keyword being whatever setting of `GradientHealthMonitor` turns the instrument on). Its row and
-its JSON key then appear in every benchmark and in `scripts/gpu_check.py`.
+`monitor` is the gradient statistics alone (instruments off); `monitor+<instrument>` adds one
+instrument at its default schedule (`instrument(setting)`), `monitor+<instrument>@1` the same at
+every step (what one sample costs), `monitor+all` the whole monitor at its defaults. Adding an
+instrument's mode is one entry in `MODES`; its row and JSON key then appear in every benchmark and
+in `scripts/gpu_check.py`. A schedule longer than the measured steps (sharpness: 2000) is sampled at
+most at the first step, inside the warm-up: its amortized cost is the `@1` mode's extra time over
+`monitor` divided by the schedule.
 """
 
 from __future__ import annotations
@@ -40,11 +40,30 @@ def nothing(log_every: int) -> list[pl.Callback]:
     return []
 
 
+INSTRUMENTS_OFF = {"signal_every_n_steps": 0, "units_every_n_steps": 0, "sharpness_every_n_steps": 0}
+
+
+def instrument(setting: str, every: int | None = None) -> CallbackFactory:
+    """The statistics plus one instrument: at its default schedule (`every` None) or every `every` steps."""
+    import inspect
+
+    from src.monitor import GradientHealthMonitor
+
+    default = inspect.signature(GradientHealthMonitor).parameters[setting].default
+    return monitor(**{**INSTRUMENTS_OFF, setting: default if every is None else every})
+
+
 MODES: dict[str, CallbackFactory | None] = {
     BARE: None,  # forward, cross-entropy, backward, SGD step on tensors sliced from memory
     "module": nothing,  # ClassificationModule + Trainer + RunLogger (MLflow), no gradient monitoring
-    "monitor": monitor(),  # + GradientHealthMonitor (statistics every step, host read every N steps)
-    # "monitor+<instrument>": monitor(<setting that turns the instrument on>=<its default schedule>),
+    "monitor": monitor(**INSTRUMENTS_OFF),  # + GradientHealthMonitor's statistics (every step, host read every N)
+    "monitor+signal": instrument("signal_every_n_steps"),  # + back-propagated signal at its default schedule
+    "monitor+signal@1": instrument("signal_every_n_steps", 1),  # ... at every step
+    "monitor+units": instrument("units_every_n_steps"),  # + dead/saturated units, activation RMS
+    "monitor+units@1": instrument("units_every_n_steps", 1),
+    "monitor+sharpness": instrument("sharpness_every_n_steps"),  # + λ_max probe (default: rarer than a window)
+    "monitor+sharpness@1": instrument("sharpness_every_n_steps", 1),  # a probe every step: one probe's cost
+    "monitor+all": monitor(),  # the whole monitor at its defaults, every instrument on
 }
 
 

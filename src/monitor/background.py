@@ -18,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ class FlushOutput:
     metrics: list[tuple[str, float, int]]
     tags: dict[str, str] | None
     events_jsonl: str | None  # the whole `events.jsonl` after this flush, when it changed
+    jobs: tuple[Callable[[], Any], ...] = ()  # other writes of this flush (a step image), run in order
 
 
 class BackgroundWriter:
@@ -89,6 +91,8 @@ class BackgroundWriter:
             part = self.writer.append(output.summary)
             if part is not None:
                 self.sink.log_artifact(str(part), "health/parts")
+        for job in output.jobs:
+            job()
         self._rows += output.metrics
         self._tags.update(output.tags or {})
         if output.events_jsonl is not None:
