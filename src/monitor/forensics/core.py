@@ -110,7 +110,8 @@ class Forensics:
     def _report(self, trainer: pl.Trainer, event: HealthEvent, event_rank: int, parts: list[dict[str, Any]]) -> None:
         found = [(p["finding"], r) for r, p in enumerate(parts) if p["finding"] is not None]
         phases = ("forward", "loss", "backward", "update")
-        finding, rank = min(found, key=lambda f: (f[0].step, phases.index(f[0].phase), f[1])) if found else (None, event_rank)
+        earliest = min(found, key=lambda f: (f[0].step, phases.index(f[0].phase), f[1])) if found else None
+        finding, rank = earliest if earliest is not None else (None, event_rank)
         part = parts[rank]
         losses = parts[event_rank]["losses"]
         batch = part["batch"]

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src import foreach
 from src.monitor.forensics import ranks
 from src.monitor.forensics.probes import ModuleProbes
-from src import foreach
 from src.monitor.forensics.snapshot import Snapshot, finite_values, rng_states, set_rng_states, tensors_in
 from src.monitor.forensics.window import StepBatches
 
@@ -156,7 +156,8 @@ class Replay:
                 rows = torch.nonzero(~torch.isfinite(per_example).flatten()).tolist()
                 return Finding(step, "loss", index, None, None, None, [], rows, self.last_activations, _float(loss))
             (loss / count).backward()
-            bad_grads = [n for n, p in self.net.named_parameters() if p.grad is not None and not finite_values([p.grad])]
+            bad_grads = [n for n, p in self.net.named_parameters()
+                         if p.grad is not None and not finite_values([p.grad])]
             culprit = probes.backward_culprit()
             if not bad_grads and culprit is None:
                 grads = [p.grad for p in self.net.parameters() if p.grad is not None]
@@ -169,10 +170,12 @@ class Replay:
         op = self._anomaly_op(x, y, count, rng_before, buffers_before)
         first_op = self._graph_op(x, y, count, rng_before, buffers_before)  # anomaly mode sees NaN only, not Inf
         self._set_buffers(buffers_after)
-        module = culprit.name or "(net)" if culprit is not None else _owner(bad_grads[0]) if bad_grads else None
-        rows = torch.nonzero(culprit.grad_in_rows).flatten().tolist() if culprit is not None and culprit.grad_in_rows is not None else []
-        return Finding(step, "backward", index, module, culprit.kind if culprit is not None else None, op, bad_grads,
-                       rows, self.last_activations, _float(loss), first_op)
+        if culprit is None:  # only a parameter's gradient: its module
+            return Finding(step, "backward", index, _owner(bad_grads[0]), None, op, bad_grads, [],
+                           self.last_activations, _float(loss), first_op)
+        rows = torch.nonzero(culprit.grad_in_rows).flatten().tolist() if culprit.grad_in_rows is not None else []
+        return Finding(step, "backward", index, culprit.name or "(net)", culprit.kind, op, bad_grads, rows,
+                       self.last_activations, _float(loss), first_op)
 
     def _buffers(self) -> dict[str, Tensor]:
         """Copies of the buffers (batch norm's running statistics), which every training forward updates."""

@@ -43,7 +43,8 @@ def build_report(event: dict[str, Any], finding: Finding | None, rank: int, cont
         bad = [indices[i] for i in finding.example_rows] if indices is not None else []
         skip = (bad or indices or []) if finding.phase != "update" else (indices or [])
         report.update(step=finding.step, phase=finding.phase, module=finding.module, module_type=finding.module_type,
-                      autograd_op=finding.autograd_op, first_nonfinite_op=finding.first_nonfinite_op, rank=rank, micro_batch=finding.micro_batch,
+                      autograd_op=finding.autograd_op, first_nonfinite_op=finding.first_nonfinite_op, rank=rank,
+                      micro_batch=finding.micro_batch,
                       lr=context["lr"], loss=finding.loss, indices=indices, nonfinite_indices=bad,
                       nonfinite_params=finding.nonfinite_params[:20], skip_indices=sorted(set(skip)))
     else:
