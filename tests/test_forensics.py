@@ -8,8 +8,8 @@ import copy
 import json
 from functools import partial
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -21,7 +21,8 @@ from tests.memory_sink import MemoryLogger
 N, POISON = 256, 37  # examples; the source row made to fail
 
 
-def fit(net: nn.Module, loader, lr: float = 0.1, epochs: int = 1, **monitor) -> tuple[GradientHealthMonitor, MemoryLogger]:  # noqa: ANN001
+def fit(net: nn.Module, loader, lr: float = 0.1, epochs: int = 1,  # noqa: ANN001
+        **monitor) -> tuple[GradientHealthMonitor, MemoryLogger]:
     torch.manual_seed(0)
     module = ClassificationModule(net, partial(torch.optim.SGD, lr=lr))
     mon = GradientHealthMonitor(every_n_steps=5, num_classes=10, plots=False, record=False, **monitor)
@@ -59,7 +60,8 @@ def test_log_of_a_negative_names_the_forward_module_the_step_and_the_example() -
     assert step > 0
     mon, logger = fit(log_net(), tensor_loader(x, y))
     report = saved_report(logger)
-    assert (report["step"], report["phase"], report["module"], report["module_type"]) == (step, "forward", "0", "LogGate")
+    where = (report["step"], report["phase"], report["module"], report["module_type"])
+    assert where == (step, "forward", "0", "LogGate")
     assert report["nonfinite_indices"] == [POISON] and report["skip_indices"] == [POISON]
     assert report["indices"] == batch_rows(tensor_loader(x, y), step)
     assert report["reproduced"] is True and report["event"]["kind"] == "nonfinite"
@@ -129,4 +131,4 @@ def test_an_update_that_overflows_at_lr_1e8_is_an_update_failure_at_its_step() -
     assert (report["step"], report["phase"], report["module"], report["module_type"]) == (step, "update", "3", "Linear")
     assert report["nonfinite_params"] == bad == ["3.weight"]
     assert report["lr"] == [1e8] and report["reproduced"] is True
-    assert report["skip_indices"] == sorted(batch_rows(tensor_loader(x, y), step))  # an update is the whole batch's doing
+    assert report["skip_indices"] == sorted(batch_rows(tensor_loader(x, y), step))  # the whole batch's doing
