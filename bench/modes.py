@@ -45,6 +45,7 @@ MODES: dict[str, CallbackFactory | None] = {
     "module": nothing,  # ClassificationModule + Trainer + RunLogger (MLflow), no gradient monitoring
     "monitor": monitor(),  # + GradientHealthMonitor (statistics every step, host read every N steps)
     # "monitor+<instrument>": monitor(<setting that turns the instrument on>=<its default schedule>),
+    "monitor+forensics": monitor(forensics=True),  # on by default: a snapshot per flush window, batches kept
 }
 
 
