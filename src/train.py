@@ -117,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     info, uri = run["client"].get_run(run["run_id"]).info, run["client"].tracking_uri
     print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run['outcome']}")
     if forensics:
-        print(f"Non-finite: {forensics}")
+        print(f"Forensics: {forensics}")
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
     print(f"Open the UI: {ui_command(uri)}")

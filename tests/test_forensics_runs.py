@@ -32,7 +32,7 @@ def test_exploding_demo_report(run_cli, mlflow_client, capsys: pytest.CaptureFix
     assert report["step"] <= event["step"] and report["phase"] in ("forward", "update")
     assert report["module"].startswith("layers.") and report["lr"] == [0.05]
     assert run.data.tags["health.forensics"].startswith(f"first non-finite at step {report['step']}")
-    assert f"Non-finite: {run.data.tags['health.forensics']}" in capsys.readouterr().out  # the printed summary
+    assert f"Forensics: {run.data.tags['health.forensics']}" in capsys.readouterr().out  # the printed summary
     batch = torch.load(mlflow_client.download_artifacts(run.info.run_id, "forensics/batch.pt"), weights_only=False)
     assert batch["indices"].tolist() == report["indices"] and batch["step"] == report["step"]
 

@@ -82,10 +82,14 @@ class Forensics:
         event, event_rank = min(candidates, key=lambda c: (c[0].step, c[1]))
         finding, losses, replay_activations, overflow = None, {}, [], set()
         if self.gave_up is None and self.snapshot.taken:  # every step kept: a stop comes at this flush
-            replay = Replay(trainer, pl_module, trainer.optimizers[0], self.snapshot, self.window)
-            finding = replay.run(max(self.window.steps()))
-            losses, replay_activations, overflow = replay.losses, replay.last_activations, replay.norm_overflow
-            del replay
+            try:  # a diagnosis must not end the run it diagnoses (the report says why there is none)
+                replay = Replay(trainer, pl_module, trainer.optimizers[0], self.snapshot, self.window)
+                finding = replay.run(max(self.window.steps()))
+                losses, overflow = replay.losses, replay.norm_overflow
+                replay_activations = replay.activations.get(event.step, replay.last_activations)
+                del replay
+            except Exception as exc:  # noqa: BLE001
+                self.gave_up = f"the replay failed: {exc!r}"[:500]
         mine = self._package(finding, event.step, losses, replay_activations)
         mine["overflow"] = overflow
         gathered = ranks.gather(mine)

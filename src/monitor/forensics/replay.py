@@ -101,6 +101,7 @@ class Replay:
         self.losses: dict[int, float] = {}
         self.norm_overflow: set[int] = set()  # steps whose finite gradient had a norm overflowing float32
         self.last_activations: list[dict[str, Any]] = []
+        self.activations: dict[int, list[dict[str, Any]]] = {}  # per step: its last micro-batch's
 
     def data_loss(self, logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
         loss_fn = getattr(self.pl_module, "data_loss", None)
@@ -144,7 +145,7 @@ class Replay:
             with self.trainer.precision_plugin.forward_context():
                 logits = self.net(x)
             bad = probes.first_nonfinite_output()
-            self.last_activations = probes.activations()
+            self.last_activations = self.activations[step] = probes.activations()
             if bad is not None:
                 rows = torch.nonzero(bad.rows).flatten().tolist() if bad.rows is not None else []
                 return Finding(step, "forward", index, bad.name or "(net)", bad.kind, bad.grad_fn, [], rows,
