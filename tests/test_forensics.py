@@ -21,14 +21,15 @@ from tests.memory_sink import MemoryLogger
 N, POISON = 256, 37  # examples; the source row made to fail
 
 
-def fit(net: nn.Module, loader, lr: float = 0.1, epochs: int = 1,  # noqa: ANN001
+def fit(net: nn.Module, loader, lr: float = 0.1, epochs: int = 1, accumulate: int = 1,  # noqa: ANN001
         **monitor) -> tuple[GradientHealthMonitor, MemoryLogger]:
     torch.manual_seed(0)
     module = ClassificationModule(net, partial(torch.optim.SGD, lr=lr))
     mon = GradientHealthMonitor(every_n_steps=5, num_classes=10, plots=False, record=False, **monitor)
     logger = MemoryLogger()
     trainer = pl.Trainer(max_epochs=epochs, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[mon], log_every_n_steps=5)
+                         enable_model_summary=False, callbacks=[mon], log_every_n_steps=5,
+                         accumulate_grad_batches=accumulate)
     trainer.fit(module, loader)
     return mon, logger
 
@@ -132,3 +133,35 @@ def test_an_update_that_overflows_at_lr_1e8_is_an_update_failure_at_its_step() -
     assert report["nonfinite_params"] == bad == ["3.weight"]
     assert report["lr"] == [1e8] and report["reproduced"] is True
     assert report["skip_indices"] == sorted(batch_rows(tensor_loader(x, y), step))  # the whole batch's doing
+
+
+def test_with_accumulation_the_step_and_the_micro_batch() -> None:
+    x, y = data(-7.0)
+    batch = first_step_with(tensor_loader(x, y), POISON)
+    mon, logger = fit(log_net(), tensor_loader(x, y), accumulate=2)
+    report = saved_report(logger)
+    assert (report["step"], report["micro_batch"], report["phase"]) == (batch // 2, batch % 2, "forward")
+    assert report["indices"] == batch_rows(tensor_loader(x, y), batch) and report["nonfinite_indices"] == [POISON]
+
+
+class NaNAtCall(nn.Module):
+    """NaN at its `at`-th training forward, counted in a plain attribute: no checkpoint or snapshot carries it,
+    so a replay cannot reproduce it (what non-determinism looks like to forensics)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * float("nan") if self.calls == self.at else x
+
+
+def test_a_replay_that_does_not_reproduce_says_so() -> None:
+    net = nn.Sequential(nn.Flatten(), NaNAtCall(8), nn.Linear(16, 10))
+    mon, logger = fit(net, tensor_loader(*data(None)))
+    report = json.loads(logger.texts["forensics/report.json"])
+    assert report["event"]["step"] == 7 and report["reproduced"] is False
+    assert report["phase"] is None and report["skip_indices"] == []
+    assert "does not reproduce the event" in report["note"]
+    assert "NOT reproduced" in logger.tags["health.forensics"]

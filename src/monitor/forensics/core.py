@@ -123,7 +123,8 @@ class Forensics:
         event_dict = {k: v for k, v in vars(event).items() if v is not None}
         overflow = set().union(*(p["overflow"] for p in parts))
         reproduced, note = self._judge(event, finding, losses, overflow)
-        context = {"lr": part["lr"], "from_step": self.snapshot.step, "to_step": max(self.window.steps()),
+        steps = self.window.steps()
+        context = {"lr": part["lr"], "from_step": self.snapshot.step, "to_step": max(steps) if steps else None,
                    "losses": {str(k): v for k, v in sorted(losses.items())}, "world_size": len(parts),
                    "snapshot_bytes": self.snapshot.nbytes, "activations": part["activations"]}
         self.report = build_report(event_dict, finding, rank, context, indices, reproduced, note)
@@ -141,7 +142,7 @@ class Forensics:
         the monitor counted); for a `divergence`, the event's loss again (relative tolerance 1e-3)."""
         if self.gave_up is not None:
             return False, f"no replay: {self.gave_up}"
-        if not self.snapshot.taken:
+        if not self.snapshot.taken or not len(self.window):
             return False, "no replay: no finite state was kept"
         span = f"replayed steps {self.snapshot.step}..{max(self.window.steps())}"
         first = f"first non-finite value at step {finding.step} ({finding.phase})" if finding else "no NaN/Inf value"

@@ -35,6 +35,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def dumps(report: dict[str, Any]) -> str:
+    """JSON with one top-level field a line and one module a line of `activations`: short enough to read."""
+    lines = []
+    for key, value in report.items():
+        if key == "activations" and value:
+            inner = ",\n".join(f"    {json.dumps(item)}" for item in value)
+            lines.append(f'  "{key}": [\n{inner}\n  ]')
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def build_report(event: dict[str, Any], finding: Finding | None, rank: int, context: dict[str, Any],
                  indices: list[int] | None, reproduced: bool, note: str) -> dict[str, Any]:
     """The report's fields; `context`: lr, replay range and losses, world size, snapshot bytes."""
@@ -72,7 +84,7 @@ def one_line(report: dict[str, Any]) -> str:
 
 def write(sink: RunSink, report: dict[str, Any], batch: dict[str, Any] | None) -> None:
     """The report, the batch (inputs, targets, indices) and the tag, into the run."""
-    sink.log_text(json.dumps(report, indent=2) + "\n", REPORT)
+    sink.log_text(dumps(report), REPORT)
     if batch is not None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "batch.pt"
