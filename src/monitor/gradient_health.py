@@ -288,6 +288,8 @@ class GradientHealthMonitor(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.collector is not None:
+            if self.forensics is not None:
+                self.forensics.release()
             if self.background is not None:
                 self.background.close()
                 self.background = None

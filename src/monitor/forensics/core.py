@@ -63,6 +63,12 @@ class Forensics:
         indices = batch[2] if isinstance(batch, list | tuple) and len(batch) > 2 else None
         self.window.add(step, (batch[0], batch[1], indices), [float(g["lr"]) for g in optimizer.param_groups])
 
+    def release(self) -> None:
+        """Free the snapshot and the kept batches (at the end of `fit`); the report and its line stay."""
+        self.window.clear()
+        self.snapshot = Snapshot()
+        self.done = True
+
     def _give_up(self, why: str) -> None:
         self.gave_up = why
         self.window.clear()
