@@ -8,7 +8,8 @@ from functools import partial
 import pytest
 import torch
 
-from src.training.regularizers import L1, ElasticNet, weight_statistics
+from src.training.regularizers import L1, ElasticNet
+from src.training.weight_stats import weight_statistics
 from tests.test_regularizers import LAM, data_grad, known_net, small_net, train_steps
 
 
