@@ -137,3 +137,15 @@ def test_digits_and_synthetic_shapes() -> None:
 def test_fixed_datasets_refuse_other_shapes() -> None:
     with pytest.raises(ValueError, match="data=mnist5k has in_channels=1"):
         MNIST5kDataModule(in_channels=3)
+
+
+def test_a_limited_evaluation_sees_every_class() -> None:
+    """mnist5k's source is sorted by digit; the first validation and test batches still hold every class."""
+    from src.training.data import MNIST5kDataModule
+
+    dm = MNIST5kDataModule(batch_size=64)
+    dm.setup("fit")
+    dm.setup("test")
+    for loader in (dm.val_dataloader(), dm.test_dataloader()):
+        labels = next(iter(loader))[1]
+        assert set(labels.tolist()) == set(range(10)), labels.tolist()

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from src.monitor import GradientHealthMonitor
 from src.training.module import ClassificationModule
-from src.training.regularizers import L1, L2, ElasticNet, select_parameters
+from src.training.penalized import select_parameters
+from src.training.regularizers import L1, L2, ElasticNet
 from tests.memory_sink import MemoryLogger
 
 LAM = 0.05

@@ -94,6 +94,11 @@ def test_planned_jobs_follow_the_basic_sweeper(compose, overrides: list[str], jo
     assert planned_jobs(cfg) == jobs
 
 
+def test_planned_jobs_of_the_optuna_search_are_its_trials(compose) -> None:
+    assert planned_jobs(compose("experiment=l2_search", hydra_node=True)) == 10
+    assert planned_jobs(compose("experiment=l2_search", "hydra.sweeper.n_trials=3", hydra_node=True)) == 3
+
+
 def test_slurm_launcher_and_sweep_callback_compose(compose) -> None:
     cfg = compose("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_task=1",
                   hydra_node=True)

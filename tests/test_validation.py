@@ -202,6 +202,18 @@ def test_a_bad_setting_prints_its_message_alone_and_exits_2(tmp_path: Path, mlfl
     assert store_is_empty(mlflow_client)
 
 
+def test_a_bad_environment_setting_is_a_user_error_too(tmp_path: Path, mlflow_store: str, mlflow_client) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "GRADREG_HEARTBEAT_S": "abc"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "data=synthetic", f"paths.log_dir={tmp_path}"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "GRADREG_HEARTBEAT_S='abc' is not allowed; it must be a number of seconds > 0" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert store_is_empty(mlflow_client)
+
+
 def test_a_crash_keeps_its_traceback_and_exits_1(run_cli, capfd) -> None:
     code = run_cli("data=synthetic", "data.num_samples=64", "sched=none", "trainer.max_steps=3", "test=false",
                    "trainer.enable_progress_bar=false", "+callbacks.boom._target_=tests.helpers.RaiseAtStep",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from src.config import ConfigError
 from src.lifecycle.liveness import (
     DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
@@ -73,7 +74,7 @@ def env_seconds(name: str, default: float, environ: Mapping[str, str]) -> float:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}={text!r} is not allowed; it must be a number of seconds > 0 (default {default:g})")
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number of seconds > 0 (default {default:g})")
     return value
 
 

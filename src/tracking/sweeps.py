@@ -80,9 +80,11 @@ def new_sweep_id() -> str:
 
 
 def planned_jobs(config: DictConfig) -> int:
-    """How many jobs the basic sweeper will launch (its grid of sweep overrides); 0 when unknown."""
+    """How many jobs the sweeper will launch: the basic sweeper's grid of sweep overrides, a search
+    sweeper's `n_trials` (Optuna's); 0 when unknown."""
     if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return 0  # a search sweeper (optuna) decides as it goes
+        trials = config.hydra.sweeper.get("n_trials")
+        return int(trials) if isinstance(trials, int) and trials > 0 else 0
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = config.hydra.sweeper.get("params") or {}

@@ -30,7 +30,6 @@ only with `include_bias`, the affine scale and shift of normalization layers onl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
@@ -39,59 +38,10 @@ from torch import Tensor, nn
 from src import foreach
 from src.config.signature import checked
 from src.config.types import Fraction, NonNegativeFloat, UnitInterval
+from src.training.penalized import abs_sum, grouped_by_lr, select_parameters, soft_threshold_, square_sum
 
 L2_MODES = ("penalty", "decoupled")
 L2Mode = Literal[L2_MODES]
-
-CONV_AND_LINEAR = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
-)  # the layers whose weights are penalized (lazy variants are subclasses)
-NORM_LAYERS = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
-    nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm,
-)  # their scale and shift only with `include_norm`
-
-
-def select_parameters(net: nn.Module, include_bias: bool = False, include_norm: bool = False) -> list[Tensor]:
-    """Conv/linear weights, plus their biases and norm-layer parameters when asked; each tensor once."""
-    chosen: dict[int, Tensor] = {}
-    for module in net.modules():
-        if isinstance(module, CONV_AND_LINEAR):
-            names = ("weight", "bias") if include_bias else ("weight",)
-        elif isinstance(module, NORM_LAYERS):
-            names = ("weight", "bias") if include_norm else ()
-        else:
-            continue
-        for name in names:
-            param = getattr(module, name, None)
-            if isinstance(param, Tensor) and param.requires_grad:
-                chosen.setdefault(id(param), param)
-    return list(chosen.values())
-
-
-def _lr_of(optimizer: torch.optim.Optimizer) -> dict[int, float]:
-    """Current learning rate η of every parameter, from its optimizer group (schedulers included)."""
-    return {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"]}
-
-
-def _grouped_by_lr(params: Iterable[Tensor], optimizer: torch.optim.Optimizer) -> dict[float, list[Tensor]]:
-    lr = _lr_of(optimizer)
-    groups: dict[float, list[Tensor]] = {}
-    for p in params:
-        if id(p) in lr:  # a frozen or unoptimized tensor is not touched
-            groups.setdefault(lr[id(p)], []).append(p)
-    return groups
-
-
-def abs_sum(params: list[Tensor]) -> Tensor:
-    """Σ|θ| over all tensors; autograd's subgradient of |θ| is sign(θ), 0 at θ = 0."""
-    return torch.stack([p.abs().sum() for p in params]).sum()
-
-
-def square_sum(params: list[Tensor]) -> Tensor:
-    """Σθ² over all tensors (gradient 2θ)."""
-    return torch.stack([p.square().sum() for p in params]).sum()
-
 
 Gradient = list[tuple[Tensor, Tensor]]  # (parameter, its penalty gradient) pairs
 
@@ -199,15 +149,8 @@ class L1(WeightRegularizer):
     def after_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
         if not self.steps_weights:
             return
-        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+        for lr, params in grouped_by_lr(self.penalized(net), optimizer).items():
             soft_threshold_(params, lr * self.strength if gate is None else gate * (lr * self.strength))
-
-
-@torch.no_grad()
-def soft_threshold_(params: list[Tensor], threshold: float | Tensor) -> None:
-    """In place: θ ← sign(θ)·max(|θ| − threshold, 0); `threshold` a number or a 0-d tensor (0: unchanged)."""
-    for p in params:
-        p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0))
 
 
 class L2(WeightRegularizer):
@@ -266,7 +209,7 @@ class L2(WeightRegularizer):
     def before_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, gate: Tensor | None = None) -> None:
         if not self.steps_weights:
             return
-        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+        for lr, params in grouped_by_lr(self.penalized(net), optimizer).items():
             decay = lr * self.weight_decay
             foreach.scale_(params, 1.0 - decay if gate is None else 1.0 - gate * decay)
 
@@ -326,7 +269,7 @@ class ElasticNet(WeightRegularizer):
         if not self.steps_weights:
             return
         r = self.l1_ratio
-        for lr, params in _grouped_by_lr(self.penalized(net), optimizer).items():
+        for lr, params in grouped_by_lr(self.penalized(net), optimizer).items():
             threshold = lr * self.strength * r
             shrink = 2.0 * lr * self.strength * (1.0 - r)
             if gate is None:

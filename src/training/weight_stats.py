@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from src import foreach
-from src.training.regularizers import Regularizer, select_parameters
+from src.training.penalized import select_parameters
+from src.training.regularizers import Regularizer
 
 
 def weight_statistics(net: nn.Module, regularizers: Iterable[Regularizer]) -> dict[str, Tensor]:

@@ -35,7 +35,12 @@ class DataUnavailableError(RuntimeError):
 def stratified_split(
     labels: np.ndarray, fractions: tuple[float, ...], seed: int
 ) -> list[np.ndarray]:
-    """Indices split by `fractions` (the rest goes first), each part keeping class proportions."""
+    """Indices split by `fractions` (the rest goes first), each part keeping class proportions.
+
+    The rest (the training part) is in ascending order; its loader shuffles it. The other parts (validation,
+    test) keep the split's seeded shuffled order, because their loaders do not shuffle: in a source sorted by
+    class (mnist5k is), `limit_val_batches`/`limit_test_batches` would otherwise see one class only.
+    """
     from sklearn.model_selection import train_test_split  # 1 s of imports, for the runs that split
 
     idx = np.arange(len(labels))
@@ -50,7 +55,7 @@ def stratified_split(
         stratify = rest_labels if size >= len(counts) and counts.min() >= 2 else None  # too few to stratify
         rest, part = train_test_split(rest, test_size=size, stratify=stratify, random_state=seed)
         rest_labels = labels[rest]
-        parts.append(np.sort(part))
+        parts.append(np.asarray(part))
     return [np.sort(rest), *parts]
 
 
