@@ -4,9 +4,10 @@ A mode is the list of callbacks a real Lightning `fit` of the project's `Classif
 (logging into a throwaway MLflow store at the run's cadence, as a run does), or `BARE`: plain PyTorch
 with no Lightning and no MLflow, the floor the others are compared with.
 
-`monitor` is the gradient statistics alone (instruments off); `monitor+<instrument>` adds one
+`monitor` is the gradient statistics alone (instruments and forensics off); `monitor+<instrument>` adds one
 instrument at its default schedule (`instrument(setting)`), `monitor+<instrument>@1` the same at
-every step (what one sample costs), `monitor+all` the whole monitor at its defaults. Adding an
+every step (what one sample costs), `monitor+forensics` adds forensics' snapshot, `monitor+all` the
+whole monitor at its defaults. Adding an
 instrument's mode is one entry in `MODES`; its row and JSON key then appear in every benchmark and
 in `scripts/gpu_check.py`. A schedule longer than the measured steps (sharpness: 2000) is sampled at
 most at the first step, inside the warm-up: its amortized cost is the `@1` mode's extra time over
@@ -40,7 +41,9 @@ def nothing(log_every: int) -> list[pl.Callback]:
     return []
 
 
-INSTRUMENTS_OFF = {"signal_every_n_steps": 0, "units_every_n_steps": 0, "sharpness_every_n_steps": 0}
+INSTRUMENTS_OFF = {  # the statistics alone: every instrument off, forensics (on by default) too
+    "signal_every_n_steps": 0, "units_every_n_steps": 0, "sharpness_every_n_steps": 0, "forensics": False,
+}
 
 
 def instrument(setting: str, every: int | None = None) -> CallbackFactory:
@@ -64,6 +67,7 @@ MODES: dict[str, CallbackFactory | None] = {
     "monitor+sharpness": instrument("sharpness_every_n_steps"),  # + λ_max probe (default: rarer than a window)
     "monitor+sharpness@1": instrument("sharpness_every_n_steps", 1),  # a probe every step: one probe's cost
     "monitor+all": monitor(),  # the whole monitor at its defaults, every instrument on
+    "monitor+forensics": monitor(**{**INSTRUMENTS_OFF, "forensics": True}),  # + a snapshot per flush window
 }
 
 

@@ -71,6 +71,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         record_checkpoint_dir,
     )
     from src.lifecycle.run_context import tracked_run
+    from src.lifecycle.skip_resume import plan_skip, record_skip
+    from src.monitor.forensics import summary_line
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.datasets import LogDatasetInputs
     from src.tracking.logger import RunLogger
@@ -81,8 +83,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not is_relaunched_rank():
         reap_at_start(client())  # close runs whose process died (`lost`): one search of RUNNING runs
     plan = plan_resume(cfg, client())  # every DDP rank resolves the same checkpoint (read-only)
+    plan, skip = plan_skip(cfg, client(), plan)  # skip_bad_batches: a good checkpoint, examples left out
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
+    if skip is not None:
+        datamodule.leave_out(skip.indices)
     datamodule.prepare_data()  # missing data sets fail here, with a clear message, before any run
     module = build_module(cfg)
     check_checkpoint_fits(plan, module)  # a checkpoint for another model fails here, the run untouched
@@ -93,10 +98,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks += [GracefulStop(ckpt_dir), RunIdentity(run["run_id"]), AtomicCheckpoints()]
         callbacks += [LogDatasetInputs(run["client"], run["run_id"])]  # the Dataset column of the UI
         record_checkpoint_dir(run, ckpt_dir, plan)  # how `resume=<run_id>` finds last.ckpt
+        record_skip(run, skip)  # the skip.* tags, and one line saying what is left out
         trainer = build_trainer(cfg, RunLogger(run["client"], run["run_id"]), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         health = combine(cb.verdict() for cb in callbacks if isinstance(cb, VerdictSource))
+        forensics = summary_line(callbacks)  # where the first NaN came from, when the monitor replayed it
         if health.diverged:
             run["outcome"] = "diverged"
         if cfg.test and not trainer.interrupted and (not health.diverged or health.test_after_divergence):
@@ -109,6 +116,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return metrics
     info, uri = run["client"].get_run(run["run_id"]).info, run["client"].tracking_uri
     print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run['outcome']}")
+    if forensics:
+        print(f"Forensics: {forensics}")
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
     print(f"Open the UI: {ui_command(uri)}")

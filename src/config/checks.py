@@ -43,6 +43,14 @@ def one_way_to_resume(cfg: DictConfig) -> list[str]:
     return []
 
 
+def skipping_needs_a_run(cfg: DictConfig) -> list[str]:
+    """`skip_bad_batches` goes on past what a run's forensics report named: it needs that run."""
+    if cfg.get("skip_bad_batches") and not cfg.get("resume"):
+        return ["skip_bad_batches=true needs resume=<run_id> (the run whose forensics/report.json names the "
+                "examples to leave out)"]
+    return []
+
+
 def no_relaunching_ddp_in_a_multirun(cfg: DictConfig) -> list[str]:
     """Lightning's `ddp` re-runs `sys.argv` for the other ranks; inside a Hydra multirun that re-runs the sweep."""
     from hydra.core.hydra_config import HydraConfig
@@ -161,7 +169,8 @@ def an_l2_step_keeps_the_weights_sign(cfg: DictConfig) -> list[str]:
 
 
 CHECKS: list[Callable[[DictConfig], list[str]]] = [
-    training_has_an_end, split_leaves_training_data, one_way_to_resume, no_relaunching_ddp_in_a_multirun,
+    training_has_an_end, split_leaves_training_data, one_way_to_resume, skipping_needs_a_run,
+    no_relaunching_ddp_in_a_multirun,
     no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop, resnet_knobs_agree,
 ]
 

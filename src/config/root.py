@@ -13,6 +13,7 @@ class Root(TypedDict, total=False):
     optimized_metric: Text | None
     resume: Text | None  # an MLflow run id
     ckpt_path: Text | None
+    skip_bad_batches: bool  # with resume: from the last good checkpoint, without the examples forensics named
 
 
 class Logger(TypedDict, total=False):

@@ -35,6 +35,7 @@ from src.monitor.collector import GradStatsCollector, StatsBlock
 from src.monitor.detectors import default_detectors
 from src.monitor.events import KINDS, EventLog, HealthEvent
 from src.monitor.flow_images import FlowImages
+from src.monitor.forensics import Forensics
 from src.monitor.history import DecimatedHistory
 from src.monitor.instruments import build_instruments
 from src.monitor.layers import ForwardOrder, Layer, candidate_layers, find_layers
@@ -78,6 +79,9 @@ class GradientHealthMonitor(pl.Callback):
         on_dead_units, on_unstable: policies of the instruments' events, as the others.
         plots: log the gradient-flow heatmap and line plot at the end.
         record: write the per-step record under `health/`.
+        forensics: keep the last finite state and the batches since (one snapshot per flush window), and after
+            the first `nonfinite`/`divergence` event replay them to find the step, phase, module, operation and
+            examples where the first NaN/Inf came from (`src/monitor/forensics/`, `docs/forensics.md`).
         **thresholds: the fields of `Thresholds` (limits and their sources, `thresholds.py`).
     """
 
@@ -105,6 +109,7 @@ class GradientHealthMonitor(pl.Callback):
         test_after_divergence: bool = False,
         plots: bool = True,
         record: bool = True,
+        forensics: bool = True,
         **thresholds: Unpack[ThresholdSettings],
     ) -> None:
         super().__init__()
@@ -117,6 +122,8 @@ class GradientHealthMonitor(pl.Callback):
         self.stop_kinds = {kind for kind, policy in policies.items() if policy == "stop"}
         self.test_after_divergence = test_after_divergence
         self.plots, self.record = plots, record
+        self.forensics_on = forensics
+        self.forensics: Forensics | None = None
         self.thresholds = Thresholds(**thresholds)
         self.instrument_settings = dict(
             signal_every_n_steps=signal_every_n_steps, units_every_n_steps=units_every_n_steps,
@@ -142,6 +149,7 @@ class GradientHealthMonitor(pl.Callback):
         self._tmp = tempfile.TemporaryDirectory(prefix="gradreg-health-")
         self.background: BackgroundWriter | None = None  # made at the first flush that has a sink
         self._finished = False
+        self.forensics = Forensics(self.every_n_steps) if self.forensics_on else None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning restores the monitor's state after `setup` and before training (a resumed run)."""
@@ -173,6 +181,8 @@ class GradientHealthMonitor(pl.Callback):
             self.order.start()
         if self.collector is not None:
             self.instruments.before_forward(trainer.global_step, trainer, pl_module, batch)
+        if self.forensics is not None:
+            self.forensics.on_batch_start(trainer, pl_module, batch)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -220,6 +230,8 @@ class GradientHealthMonitor(pl.Callback):
             flag = bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
             stop = bool(trainer.strategy.reduce_boolean_decision(stop, all=False))
         self.state.flagged |= flag
+        if self.forensics is not None and reduce:  # every rank takes part in the replay's collectives
+            self.forensics.after_flush(trainer, trainer.lightning_module, events, self.state.flagged)
         if stop and not trainer.should_stop:
             trainer.should_stop = True  # Lightning's documented stop (validation refuses min_epochs/min_steps with it)
         return events
@@ -320,6 +332,8 @@ class GradientHealthMonitor(pl.Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.collector is not None:
             self.instruments.detach()
+            if self.forensics is not None:
+                self.forensics.release()
             if self.background is not None:
                 self.background.close()
                 self.background = None

@@ -20,7 +20,7 @@ from src.tracking.store import get_or_create_experiment
 from src.tracking.sweeps import sweep_context, sweep_tags
 
 MAX_TAG_LENGTH = 8000  # MLflow's limit for a tag value
-RUN_CONTROL_KEYS = ("resume", "ckpt_path")  # say how a job starts, not what it trains: differ on resume
+RUN_CONTROL_KEYS = ("resume", "ckpt_path", "skip_bad_batches")  # how a job starts, not what it trains: differ on resume
 
 
 def start_run(

@@ -85,11 +85,15 @@ class ClassificationModule(pl.LightningModule):
             return None
         return self._window[0] if len(self._window) == 1 else torch.stack(self._window).mean()
 
+    def data_loss(self, logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+        """The data loss (cross-entropy, nats); `reduction="none"`: one per example (forensics' replay)."""
+        return F.cross_entropy(logits, y, reduction=reduction)
+
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """The data loss alone: the penalty's gradient joins `p.grad` in `on_before_optimizer_step`."""
         x, y = batch[:2]  # (images, labels, example indices): src/training/data/examples.py
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.data_loss(logits, y)
         self.last_loss = loss.detach()
         self._window.append(self.last_loss)
         self.train_acc.update(logits.detach(), y)  # logged once per epoch (on_train_epoch_end)

@@ -9,6 +9,7 @@ so the `model` config (which reads them by interpolation) always fits. Batches a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from src.config.signature import checked
 from src.config.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
 from src.training.data.description import DataDescription, Split
 from src.training.data.examples import TensorExamples, keep_batch
+from src.training.data.skip import without
 
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
@@ -91,6 +93,11 @@ class ImageDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.left_out: frozenset[int] = frozenset()  # training examples' source indices never loaded (`skip.py`)
+
+    def leave_out(self, indices: Collection[int]) -> None:
+        """Never train on the examples with these source indices (validation and test keep theirs)."""
+        self.left_out = frozenset(int(i) for i in indices)
 
     def _loader(self, ds: Dataset | None, train: bool) -> DataLoader:
         """Training: shuffled by a generator seeded with `seed` (the same order in every run of a seed;
@@ -108,7 +115,7 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        return self._loader(without(self.train_set, self.left_out) if self.train_set is not None else None, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False)
