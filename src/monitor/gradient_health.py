@@ -10,7 +10,7 @@ When it acts (it orchestrates; each concern lives in its own file):
   (`detectors/`), the `health/` record part (`record.py`), one MLflow batch at the logging cadence
   (`rows.py`), the stop policy;
 - at the end of training: the record consolidated, `events.jsonl`, the `health.*` tags (verdict
-  included) and the gradient-flow plots (`plots.py`, from a bounded history, `history.py`).
+  included) and the gradient-flow plots (`run_end.py`, `plots.py`, from a bounded history, `history.py`).
 The instruments (`instruments/`: back-propagated signal, unit health, sharpness) ride on the same hooks,
 each on its own schedule; their samples join the flush (MLflow, the detectors' `StepView.extras`).
 Its whole state (events, counts, detector state, history, skipped steps, unflushed rows) goes into
@@ -39,9 +39,9 @@ from src.monitor.forensics import Forensics
 from src.monitor.history import DecimatedHistory
 from src.monitor.instruments import build_instruments
 from src.monitor.layers import ForwardOrder, Layer, candidate_layers, find_layers
-from src.monitor.plots import save_gradient_flow
-from src.monitor.record import RecordWriter, consolidate
+from src.monitor.record import RecordWriter
 from src.monitor.rows import cadence_indices, statistic_rows
+from src.monitor.run_end import write_run_end
 from src.monitor.sink import run_sink
 from src.monitor.state import MonitorState, NonfiniteCount, Policy, step_views
 from src.monitor.stats import summarize
@@ -290,28 +290,9 @@ class GradientHealthMonitor(pl.Callback):
         sink = run_sink(trainer) if trainer.is_global_zero else None
         if sink is None:
             return
-        step = max(self.state.last_step, 0)
-        log = self.state.log
-        sink.log_rows([(f"events/{k}", float(v), step) for k, v in log.counts.items() if v], log.tags())
-        sink.log_text(log.jsonl(), "events.jsonl")
-        with tempfile.TemporaryDirectory() as tmp:
-            if self.record and self.layers is not None:
-                self._consolidate(sink, Path(tmp))
-            steps, values = self.state.history.arrays()
-            if self.plots and len(steps) and self.layers:
-                panels = {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")}
-                for path in save_gradient_flow(steps, values, self.labels, Path(tmp) / "plots", panels=panels):
-                    sink.log_artifact(str(path), "plots")
-
-    def _consolidate(self, sink: Any, tmp: Path) -> None:
-        """All parts of the run (every generation's, downloaded when the sink can) into `health/record.parquet`."""
-        parts = Path(self._tmp.name) / "parts"
-        download = getattr(sink, "download_artifacts", None)
-        if download is not None and self.state.generation > 0:
-            parts = Path(download("health/parts", str(tmp)))
-        record = consolidate(parts, tmp / "record.parquet")
-        if record is not None:
-            sink.log_artifact(str(record), "health")
+        labels = self.labels if self.layers is not None else None
+        write_run_end(sink, self.state, Path(self._tmp.name) / "parts", labels, self.record, self.plots,
+                      lambda: {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")})
 
     def verdict(self) -> HealthVerdict:
         """The run's health so far (see `src/monitor/verdict.py`); final once training has ended."""
