@@ -19,3 +19,4 @@ def test_zoo_case_gets_its_verdict(case) -> None:  # noqa: ANN001
         assert result.train_acc >= case.min_accuracy, "a healthy case must learn"
     else:
         assert result.first_step is not None and result.events[0].kind == case.expected
+        assert set(case.also) <= {e.kind for e in result.events}, [(e.kind, e.step) for e in result.events]

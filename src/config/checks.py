@@ -11,7 +11,8 @@ from pathlib import Path
 from hydra.utils import get_object
 from omegaconf import DictConfig
 
-STOPPING = ("on_nonfinite", "on_exploding", "on_divergence", "on_vanishing", "on_stalled")  # may end a run early
+STOPPING = ("on_nonfinite", "on_exploding", "on_divergence", "on_vanishing", "on_dead_units", "on_stalled",
+            "on_unstable")  # may end a run early
 
 
 def training_has_an_end(cfg: DictConfig) -> list[str]:

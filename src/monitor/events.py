@@ -15,7 +15,8 @@ from typing import Any
 
 from src.monitor.verdict import HEALTHY
 
-KINDS = ("nonfinite", "exploding", "divergence", "vanishing", "stalled")  # also the order within a step
+# also the order within a step
+KINDS = ("nonfinite", "exploding", "divergence", "vanishing", "dead_units", "stalled", "unstable")
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ import torch
 
 from src.amp import grad_scaler
 from src.config.signature import checked
-from src.config.types import ClassCount, NonNegativeInt, PositiveInt
+from src.config.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 from src.monitor.background import BackgroundWriter, FlushOutput
 from src.monitor.collector import GradStatsCollector, StatsBlock
 from src.monitor.detectors import default_detectors
 from src.monitor.events import KINDS, EventLog, HealthEvent
+from src.monitor.flow_images import FlowImages
 from src.monitor.history import DecimatedHistory
-from src.monitor.layers import ForwardOrder, Layer, find_layers
+from src.monitor.instruments import build_instruments
+from src.monitor.layers import ForwardOrder, Layer, candidate_layers, find_layers
 from src.monitor.plots import save_gradient_flow
 from src.monitor.record import RecordWriter, consolidate
 from src.monitor.rows import cadence_indices, statistic_rows
@@ -62,6 +64,16 @@ class GradientHealthMonitor(pl.Callback):
         on_nonfinite, on_exploding, on_divergence, on_vanishing, on_stalled: `stop` (end the run cleanly at
             the flush) or `continue`. `nonfinite` and `divergence` tag the run `outcome=diverged` either way.
         test_after_divergence: whether `train.py` runs the test phase of a run tagged diverged.
+        signal_every_n_steps, units_every_n_steps: every this many steps (0 = never) the back-propagated
+            signal ‖∂L/∂z‖ per layer, and unit health (dead/saturated fractions, activation RMS); hooks are
+            attached on those steps only (`instruments/signal.py`, `instruments/units.py`).
+        saturation_limit: a tanh/sigmoid unit is saturated when its derivative is below this fraction of
+            its largest (tanh′(0) = 1, σ′(0) = 1/4).
+        sharpness_every_n_steps: every this many steps (0 = never) λ_max of the loss on a fixed probe batch,
+            by `sharpness_iterations` Hessian-vector products on `sharpness_batch_size` examples
+            (`instruments/sharpness.py`).
+        flow_images: step images of the gradient flow logged per run (evenly spaced; 0 = none; with plots).
+        on_dead_units, on_unstable: policies of the instruments' events, as the others.
         plots: log the gradient-flow heatmap and line plot at the end.
         record: write the per-step record under `health/`.
         **thresholds: the fields of `Thresholds` (limits and their sources, `thresholds.py`).
@@ -79,6 +91,15 @@ class GradientHealthMonitor(pl.Callback):
         on_divergence: Policy = "stop",
         on_vanishing: Policy = "continue",
         on_stalled: Policy = "continue",
+        on_dead_units: Policy = "continue",
+        on_unstable: Policy = "continue",
+        signal_every_n_steps: NonNegativeInt = 10,
+        units_every_n_steps: NonNegativeInt = 10,
+        saturation_limit: OpenFraction = 0.01,
+        sharpness_every_n_steps: NonNegativeInt = 500,
+        sharpness_iterations: PositiveInt = 20,
+        sharpness_batch_size: PositiveInt = 128,
+        flow_images: NonNegativeInt = 8,
         test_after_divergence: bool = False,
         plots: bool = True,
         record: bool = True,
@@ -89,11 +110,17 @@ class GradientHealthMonitor(pl.Callback):
         self.num_classes = num_classes
         self.rel_update_every_n_steps = rel_update_every_n_steps
         self.count_values = nonfinite_count == "values"
-        policies = dict(zip(KINDS, (on_nonfinite, on_exploding, on_divergence, on_vanishing, on_stalled), strict=True))
+        policies = dict(zip(KINDS, (on_nonfinite, on_exploding, on_divergence, on_vanishing, on_dead_units, on_stalled,
+                                    on_unstable), strict=True))
         self.stop_kinds = {kind for kind, policy in policies.items() if policy == "stop"}
         self.test_after_divergence = test_after_divergence
         self.plots, self.record = plots, record
         self.thresholds = Thresholds(**thresholds)
+        self.instrument_settings = dict(
+            signal_every_n_steps=signal_every_n_steps, units_every_n_steps=units_every_n_steps,
+            saturation_limit=saturation_limit, sharpness_every_n_steps=sharpness_every_n_steps,
+            sharpness_iterations=sharpness_iterations, sharpness_batch_size=sharpness_batch_size)
+        self.flow_images = flow_images
         self.state = MonitorState(default_detectors(self.thresholds), EventLog(), DecimatedHistory())
         self.collector: GradStatsCollector | None = None
         self.layers: list[Layer] | None = None
@@ -105,6 +132,9 @@ class GradientHealthMonitor(pl.Callback):
         self.net = getattr(pl_module, "net", pl_module)  # names relative to the network: `features.6`
         self.collector = GradStatsCollector(self.net, self.every_n_steps, self.count_values)
         self.order = ForwardOrder(self.net, self.collector.param_names)
+        self.instruments = build_instruments(**self.instrument_settings)  # src/monitor/instruments/
+        self.instruments.bind(self.net, [name for name, _ in candidate_layers(self.net, self.collector.param_names)])
+        self.images = FlowImages(self.flow_images if self.plots else 0, trainer)
         self.layers, self.updates, self.writer = None, None, None
         self.classes = self.num_classes or getattr(pl_module, "num_classes", None)
         self._tmp = tempfile.TemporaryDirectory(prefix="gradreg-health-")
@@ -128,6 +158,7 @@ class GradientHealthMonitor(pl.Callback):
         names = self.collector.param_names
         self.param_labels = [by_module.get(n.rsplit(".", 1)[0], n) for n in names]
         self.labels = [layer.label for layer in self.layers]
+        self.label_of = {layer.name: layer.label for layer in self.layers}
         self.state.check_labels(self.labels)
         weights = [self.collector.params[layer.param_index] for layer in self.layers]
         self.updates = RelativeUpdateTracker(weights) if self.rel_update_every_n_steps else None
@@ -135,9 +166,11 @@ class GradientHealthMonitor(pl.Callback):
         self.writer = RecordWriter(Path(self._tmp.name) / "parts", self.labels, sizes, self.state.generation)
 
     # ---- every step ---------------------------------------------------------------------------
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, *args: Any) -> None:
         if self.collector is not None and self.layers is None and not self.order.attached:
             self.order.start()
+        if self.collector is not None:
+            self.instruments.before_forward(trainer.global_step, trainer, pl_module, batch)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -150,6 +183,7 @@ class GradientHealthMonitor(pl.Callback):
             self._flush(trainer, reduce=False)
         step = trainer.global_step
         self.collector.collect(step, getattr(pl_module, "window_loss", None))
+        self.instruments.after_backward(step, trainer, pl_module, optimizer)
         if self.updates is not None and step % self.rel_update_every_n_steps == 0:
             self.updates.snapshot(step)
         self.state.last_step = step
@@ -164,6 +198,7 @@ class GradientHealthMonitor(pl.Callback):
             self.collector.add_penalty(norms)
         if self.updates is not None and self.updates.waiting == step:
             self.updates.finish()
+        self.instruments.after_update(step, trainer, pl_module)
         if (step + 1) % self.every_n_steps == 0 or trainer.should_stop:
             self._flush(trainer, reduce=True)
 
@@ -193,7 +228,9 @@ class GradientHealthMonitor(pl.Callback):
         summary = summarize(block, self.layers, self.param_labels, self.collector.sizes, scaler is not None)
         scale = float(scaler.get_scale()) if scaler is not None else None  # one read, at the flush
         events, counts = [], []
+        samples = self.instruments.read(self.label_of)  # {step: {signal/…, dead/…, sharpness/…}}
         for view in step_views(summary, self.labels, self.classes, scale):
+            view.extras.update(samples.get(view.step, {}))
             for detector in self.state.detectors:
                 event = detector.observe(view)
                 if event is not None:
@@ -208,12 +245,14 @@ class GradientHealthMonitor(pl.Callback):
             return events
         picked = cadence_indices(summary.steps, trainer.log_every_n_steps, include_last=last_row)
         metrics = statistic_rows(summary, self.labels, picked, skipped_before, scaler is not None)
+        metrics += [(key, value, step) for step, values in samples.items() for key, value in values.items()]
         metrics += [(f"events/{e.kind}", float(c), e.step) for e, c in zip(events, counts, strict=True)]
         for step, ratios in updates:
             metrics += [(f"rel_update/{label}", float(r), step) for label, r in zip(self.labels, ratios, strict=True)]
         tags = self.state.log.tags() if events or not self.state.tagged else None
         jsonl = self.state.log.jsonl() if events else None
         self.state.tagged = True
+        self.images.log(sink, summary.steps, summary.layer_rel, self.labels)
         if self.background is None:
             self.background = BackgroundWriter(sink, self.writer if self.record else None)
         self.background.submit(FlushOutput(summary if self.record else None, metrics, tags, jsonl))
@@ -238,14 +277,15 @@ class GradientHealthMonitor(pl.Callback):
             return
         step = max(self.state.last_step, 0)
         log = self.state.log
-        sink.log_rows([(f"events/{k}", float(v), step) for k, v in log.counts.items()], log.tags())
+        sink.log_rows([(f"events/{k}", float(v), step) for k, v in log.counts.items() if v], log.tags())
         sink.log_text(log.jsonl(), "events.jsonl")
         with tempfile.TemporaryDirectory() as tmp:
             if self.record and self.layers is not None:
                 self._consolidate(sink, Path(tmp))
             steps, values = self.state.history.arrays()
             if self.plots and len(steps) and self.layers:
-                for path in save_gradient_flow(steps, values, self.labels, Path(tmp) / "plots"):
+                panels = {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")}
+                for path in save_gradient_flow(steps, values, self.labels, Path(tmp) / "plots", panels=panels):
                     sink.log_artifact(str(path), "plots")
 
     def _consolidate(self, sink: Any, tmp: Path) -> None:
@@ -276,6 +316,7 @@ class GradientHealthMonitor(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.collector is not None:
+            self.instruments.detach()
             if self.background is not None:
                 self.background.close()
                 self.background = None

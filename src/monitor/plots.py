@@ -1,7 +1,9 @@
 """Gradient-flow pictures: a heatmap (layers x steps, log10 of a per-layer gradient measure) and per-layer lines.
 
 The monitor draws the relative data gradient ‖g‖/‖θ‖ (the measure its detectors read: free of
-the layers' sizes, so rows of the heatmap compare), from its bounded history (`history.py`).
+the layers' sizes, so rows of the heatmap compare), from its bounded history (`history.py`). With
+the instruments on, the line figure gains a panel of the back-propagated signal ‖∂L/∂z‖ (log10 RMS)
+and one of the dead-ReLU fraction per layer, on the instruments' own sampled steps.
 
 Matplotlib's Agg backend only (no display needed). Steps are thinned to at most `max_columns`
 evenly spaced ones, so a 100k-step run still draws in well under a second.
@@ -40,6 +42,7 @@ def save_gradient_flow(
     max_columns: int = 2000,
     max_ticks: int = 40,
     quantity: str = "relative data gradient ‖g‖/‖θ‖",
+    panels: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[Path]:
     """Write `gradient_flow_heatmap.png` and `gradient_flow_lines.png` into `out_dir`; return their paths.
 
@@ -48,6 +51,8 @@ def save_gradient_flow(
         layer_norms: (n, L) the per-layer measure per step, layers in forward order (NaN = missing or non-finite).
         labels: (L,) layer labels (`03.features.6`).
         quantity: what the values are, for the axis labels.
+        panels: `signal` and/or `dead`: (steps, (n, L) values) from the instruments; a panel each in the line
+            figure when it has samples.
     """
     import matplotlib
 
@@ -80,7 +85,9 @@ def save_gradient_flow(
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(10, 5))
+    extra = [(k, *v) for k, v in (panels or {}).items() if len(v[0]) and np.isfinite(v[1]).any()]
+    fig, axes = plt.subplots(1 + len(extra), 1, figsize=(10, 5 + 3.2 * len(extra)), squeeze=False)
+    ax = axes[0, 0]
     colors = plt.get_cmap("plasma")(np.linspace(0, 0.9, n_layers))
     marker = "." if len(steps) <= 100 else None  # a short run (or one that stopped early) still shows
     for i in range(n_layers):
@@ -96,8 +103,31 @@ def save_gradient_flow(
     else:
         mappable = plt.cm.ScalarMappable(cmap="plasma", norm=plt.Normalize(0, (n_layers - 1) / 0.9))
         fig.colorbar(mappable, ax=ax, label="layer depth index")
+    for row, (kind, psteps, pvalues) in enumerate(extra, start=1):
+        _panel(axes[row, 0], kind, np.asarray(psteps), np.asarray(pvalues, dtype=np.float64), colors, labels, title)
     fig.tight_layout()
     paths.append(out_dir / "gradient_flow_lines.png")
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
     return paths
+
+
+PANELS = {
+    "signal": ("log10 back-propagated signal ‖∂L/∂z‖ (RMS)", True),
+    "dead": ("dead ReLU fraction (zero for the whole batch)", False),
+}
+
+
+def _panel(ax, kind: str, steps: np.ndarray, values: np.ndarray, colors, labels: list[str], title: str) -> None:  # noqa: ANN001
+    """One instrument's per-layer lines (same colours as the gradient panel: dark = input side)."""
+    ylabel, logarithmic = PANELS[kind]
+    shown = _log10(values) if logarithmic else values
+    marker = "." if len(steps) <= 100 else None
+    for i in range(shown.shape[1]):
+        if np.isfinite(shown[:, i]).any():
+            ax.plot(steps, shown[:, i], color=colors[i], lw=0.8, marker=marker)
+    if not logarithmic:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(f"{kind} per layer (dark = input side) {title}".strip(), fontsize=9)

@@ -48,6 +48,24 @@ class Thresholds:
         2.3e-5 (ResNet-152), 23x above; vanishing ones 1e-17 to 1e-10. A growing last layer cannot
         make the first condition true; uniformly tiny gradients do not make the second: `stalled`.
       vanishing_patience = 20 steps.
+      or, from the back-propagated signal (`signal/first_last_ratio`, when that instrument is on):
+      vanishing_signal_ratio = 1e-8: the input-side layer's ‖∂L/∂z‖ RMS below this fraction of the
+        output-side layer's — eight decades of δ itself, which the weight gradient can hide (g = δ·aᵀ:
+        a shrinking forward signal cancels it). Zoo: healthy runs at least 6.6e-4 (ResNet-152 after
+        its first steps, LeNet-5 9e-4 at step 0), 66,000x above; vanishing ones (deep sigmoid, tanh
+        with a tiny init) 3e-18 to 3e-14; the dying plain VGG-19 at width 1/8 sits at 2e-7 to 5e-7 in its
+        first 80 steps, above the limit: its first sustained problem stays `stalled` (calibrated), its
+        signal is in the metrics. A ratio of exactly 0 is not vanishing but a cut (dead ReLUs:
+        `dead_units`, `stalled`), so it is not judged;
+      vanishing_signal_patience = 3 consecutive samples of the signal.
+    dead_units (sustained over the unit-health instrument's samples):
+      dead_fraction = 0.9: some layer's ReLU units are zero for every example of the batch for more
+        than 90% of its units (`dead/max`). Zoo: healthy runs at most 0.67 (ResNet-152 at width 1/16),
+        0.44 (VGG-19-bn); ReLUs switched off 1.0; plain VGG-19 climbs to 0.92 by step 60;
+      dead_patience = 5 consecutive samples (50 steps at the default schedule of 10).
+    unstable (sustained over the sharpness probes):
+      unstable_patience = 3 consecutive probes with `sharpness/stability` > 1 (λ_max > 2/η; Adam:
+        the preconditioned form), so the edge of stability's oscillation around the line is not one.
     stalled (sustained; how a dead network looks), both must hold:
       stall_loss_tolerance = 0.05: the data loss within 5% of ln C (2.30 ± 0.12 nats for 10 classes);
       stall_rel = 1e-5: the median layer's relative data gradient below this. Zoo: healthy runs at
@@ -73,6 +91,11 @@ class Thresholds:
     vanishing_rel: PositiveFloat = 1e-7
     vanishing_ratio: PositiveFloat = 1e-6
     vanishing_patience: PositiveInt = 20
+    vanishing_signal_ratio: PositiveFloat = 1e-8
+    vanishing_signal_patience: PositiveInt = 3
+    dead_fraction: OpenFraction = 0.9
+    dead_patience: PositiveInt = 5
+    unstable_patience: PositiveInt = 3
     stall_loss_tolerance: OpenFraction = 0.05
     stall_rel: PositiveFloat = 1e-5
     stall_patience: PositiveInt = 50

@@ -19,7 +19,8 @@ class HealthVerdict:
     """One monitor's conclusion about a run.
 
     kind: `healthy`, or the kind of the run's first health event — its first sustained problem:
-        `nonfinite`, `exploding`, `divergence`, `vanishing` or `stalled` (the `health.verdict` tag).
+        `nonfinite`, `exploding`, `divergence`, `vanishing`, `dead_units`, `stalled` or `unstable`
+        (the `health.verdict` tag).
     diverged: the run went non-finite or diverged: its outcome is `diverged`, whatever the stop policy.
     test_after_divergence: whether a diverged run still runs its test phase.
     first_event_step: optimizer step of the first event (None when healthy).

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from src.monitor.detectors.base import Detector, StepView, Sustained
+from src.monitor.detectors.dead_units import DeadUnitsDetector
 from src.monitor.detectors.divergence import DivergenceDetector
 from src.monitor.detectors.exploding import ExplodingDetector
 from src.monitor.detectors.nonfinite import NonfiniteDetector
 from src.monitor.detectors.stalled import StalledDetector
+from src.monitor.detectors.unstable import UnstableDetector
 from src.monitor.detectors.vanishing import VanishingDetector
 from src.monitor.events import KINDS
 from src.monitor.thresholds import Thresholds
 
 DETECTORS: tuple[type[Detector], ...] = (
-    NonfiniteDetector, ExplodingDetector, DivergenceDetector, VanishingDetector, StalledDetector,
+    NonfiniteDetector, ExplodingDetector, DivergenceDetector, VanishingDetector, DeadUnitsDetector, StalledDetector,
+    UnstableDetector,
 )
 assert tuple(d.kind for d in DETECTORS) == KINDS
 

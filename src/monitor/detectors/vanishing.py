@@ -5,6 +5,11 @@ below `vanishing_ratio` times the output-side layer's, for `vanishing_patience` 
 The first condition is absolute and scale-free (a growing last layer cannot make it true); the
 second makes it a property of depth (a network whose gradients are uniformly tiny is `stalled`).
 Layers without a gradient are not judged; a step where the first layer has none is not judged.
+
+With the back-propagated signal instrument on, it also holds when δ = ∂L/∂z itself decays: the
+input-side layer's signal below `vanishing_signal_ratio` times the output-side layer's (but not 0:
+that is a cut, dead units) on `vanishing_signal_patience` consecutive samples. The weight gradient
+g = δ·aᵀ can hide a vanishing δ behind a shrinking activation a; the signal cannot.
 """
 
 from __future__ import annotations
@@ -19,13 +24,25 @@ class VanishingDetector(Detector):
     def __init__(self, thresholds) -> None:  # noqa: ANN001
         super().__init__(thresholds)
         self.run = Sustained(self.t.vanishing_patience)
+        self.signal_run = Sustained(self.t.vanishing_signal_patience)
 
     def observe(self, view: StepView) -> HealthEvent | None:
+        signal_event = self._signal(view)
         if view.skipped or not (finite(view.first_rel) and finite(view.last_rel)):
             self.run.update(None, view.step)
-            return None
+            return signal_event
         holds = view.first_rel < self.t.vanishing_rel and view.first_rel < self.t.vanishing_ratio * view.last_rel
         if not self.run.update(holds, view.step):
-            return None
+            return signal_event
         return HealthEvent(view.step, self.kind, view.first_rel, self.t.vanishing_rel, view.first_layer, "first_rel",
                            self.run.since)
+
+    def _signal(self, view: StepView) -> HealthEvent | None:
+        ratio = view.extras.get("signal/first_last_ratio")
+        if view.skipped or not finite(ratio) or ratio <= 0:
+            self.signal_run.update(None, view.step)
+            return None
+        if not self.signal_run.update(ratio < self.t.vanishing_signal_ratio, view.step):
+            return None
+        return HealthEvent(view.step, self.kind, ratio, self.t.vanishing_signal_ratio, view.first_layer,
+                           "signal_ratio", self.signal_run.since)

@@ -1,0 +1,30 @@
+"""`dead_units`: a layer whose ReLU units are dead — zero for every example of the batch — for most of
+its units, on `dead_patience` consecutive samples of the unit-health instrument (`dead/max`, the
+largest dead fraction over the layers, above `dead_fraction`). A dead unit passes no signal and its
+weights get no gradient; a layer of them cuts the back-propagated signal to zero below it. Steps
+without a sample (the instrument's schedule) are not judged and do not break a run.
+"""
+
+from __future__ import annotations
+
+from src.monitor.detectors.base import Detector, StepView, Sustained, finite
+from src.monitor.events import HealthEvent
+
+
+class DeadUnitsDetector(Detector):
+    kind = "dead_units"
+
+    def __init__(self, thresholds) -> None:  # noqa: ANN001
+        super().__init__(thresholds)
+        self.run = Sustained(self.t.dead_patience)
+
+    def observe(self, view: StepView) -> HealthEvent | None:
+        value = view.extras.get("dead/max")
+        if not finite(value):
+            self.run.update(None, view.step)
+            return None
+        if not self.run.update(value > self.t.dead_fraction, view.step):
+            return None
+        dead = {k: v for k, v in view.extras.items() if k.startswith("dead/") and k != "dead/max"}
+        layer = max(dead, key=dead.get)[len("dead/"):] if dead else None
+        return HealthEvent(view.step, self.kind, value, self.t.dead_fraction, layer, "dead_max", self.run.since)

@@ -1,0 +1,139 @@
+"""Sharpness: the power iteration finds the top Hessian eigenvalue (a quadratic, a 2-layer MLP against the
+full Hessian, Adam's preconditioned form against P⁻¹H), probes in train mode with dropout and batch norm
+repeat exactly and leave no trace, and the `unstable` event fires on a learning rate past 2/λ_max only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.func import functional_call
+
+from src.monitor.instruments import SharpnessInstrument
+from src.monitor.instruments.hessian import largest_eigenvalue, top_eigenvalue
+from src.monitor.instruments.sharpness import adam_preconditioner
+from tests.zoo import ZOO, run_case
+
+
+def test_quadratic_top_eigenvalue() -> None:
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, dtype=torch.float64))
+    spectrum = torch.tensor([7.0, 3.0, 2.5, 1.0, 0.5, 0.1, -0.2, -1.0, 0.0, 0.3, 0.2, 0.05], dtype=torch.float64)
+    a = q @ torch.diag(spectrum) @ q.T
+    theta = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    lam, residual, _ = top_eigenvalue(0.5 * theta @ a @ theta, [theta], iterations=100,
+                                      generator=torch.Generator().manual_seed(0))
+    assert float(lam) == pytest.approx(7.0, rel=1e-6) and float(residual) < 1e-5
+
+
+def test_negative_dominant_direction_is_shifted_past() -> None:
+    a = torch.diag(torch.tensor([2.0, 0.5, -9.0], dtype=torch.float64))
+    theta = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    loss = 0.5 * theta @ a @ theta
+    first, _, _ = top_eigenvalue(loss, [theta], 60, torch.Generator().manual_seed(0))
+    top, _ = largest_eigenvalue(loss, [theta], 200, torch.Generator().manual_seed(0))
+    assert float(first) == pytest.approx(-9.0, rel=1e-6) and float(top) == pytest.approx(2.0, rel=1e-4)
+    a = torch.diag(torch.tensor([5.0, 0.5, -2.0], dtype=torch.float64))  # positive dominant: the same either way
+    top, _ = largest_eigenvalue(0.5 * theta @ a @ theta, [theta], 100, torch.Generator().manual_seed(0))
+    assert float(top) == pytest.approx(5.0, rel=1e-6)
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+
+
+def _full_hessian(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[nn.Parameter]]:
+    names = [n for n, _ in net.named_parameters()]
+    params = [p.detach() for p in net.parameters()]
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        parts = [c.reshape(s) for c, s in zip(flat.split(sizes), shapes, strict=True)]
+        return F.cross_entropy(functional_call(net, dict(zip(names, parts, strict=True)), (x,)), y)
+
+    flat = torch.cat([p.reshape(-1) for p in params])
+    return torch.autograd.functional.hessian(loss, flat), list(net.parameters())
+
+
+def test_two_layer_mlp_matches_the_full_hessian() -> None:
+    net = _mlp()
+    torch.manual_seed(4)
+    x, y = torch.randn(20, 4, dtype=torch.float64), torch.randint(0, 3, (20,))
+    hessian, _ = _full_hessian(net, x, y)
+    expected = float(torch.linalg.eigvalsh(hessian)[-1])
+    probe = SharpnessInstrument(1, iterations=150, batch_size=20)
+    probe.probe = (x, y)
+    keys, values = probe.measure(net, torch.optim.SGD(net.parameters(), lr=0.1), lr=0.1)
+    got = dict(zip(keys, [float(v) for v in values], strict=True))
+    assert got["sharpness/lambda_max"] == pytest.approx(expected, rel=1e-5)
+    assert got["sharpness/two_over_lr"] == pytest.approx(20.0)
+    assert got["sharpness/stability"] == pytest.approx(expected * 0.1 / 2, rel=1e-5)
+
+
+def test_adam_preconditioned_sharpness_matches_p_inverse_h() -> None:
+    net = _mlp()
+    torch.manual_seed(5)
+    x, y = torch.randn(20, 4, dtype=torch.float64), torch.randint(0, 3, (20,))
+    adam = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(3):
+        adam.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        adam.step()
+    hessian, params = _full_hessian(net, x, y)
+    diag, beta1 = adam_preconditioner(adam, params)
+    d = torch.cat([t.reshape(-1) for t in diag]).rsqrt()
+    expected = float(torch.linalg.eigvalsh(d[:, None] * hessian * d[None, :])[-1])
+    probe = SharpnessInstrument(1, iterations=200, batch_size=20)
+    probe.probe = (x, y)
+    keys, values = probe.measure(net, adam, lr=1e-2)
+    got = dict(zip(keys, [float(v) for v in values], strict=True))
+    threshold = (2 + 2 * beta1) / ((1 - beta1) * 1e-2)
+    assert got["sharpness/preconditioned"] == pytest.approx(expected, rel=1e-4)
+    assert got["sharpness/threshold"] == pytest.approx(threshold)
+    assert got["sharpness/stability"] == pytest.approx(expected / threshold, rel=1e-4)
+
+
+def test_probes_with_dropout_and_batch_norm_repeat_and_leave_no_trace() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    probe = SharpnessInstrument(1, iterations=30, batch_size=32)
+    probe.probe = (x, y)
+    sgd = torch.optim.SGD(net.parameters(), lr=0.1)
+    running = [b.clone() for b in net.buffers()]
+    rng = torch.get_rng_state()
+    net.eval()  # the probe runs in train mode and gives the mode back
+    first = [float(v) for v in probe.measure(net, sgd, 0.1)[1]]
+    second = [float(v) for v in probe.measure(net, sgd, 0.1)[1]]
+    assert first == second
+    assert all(torch.equal(a, b) for a, b in zip(running, net.buffers(), strict=True))  # BN statistics restored
+    assert torch.equal(rng, torch.get_rng_state())  # the training's random stream untouched
+    assert not net.training
+    eval_lam, _, _ = top_eigenvalue(F.cross_entropy(net(x), y), list(net.parameters()), 30,
+                                 torch.Generator().manual_seed(0))
+    assert abs(float(eval_lam) - first[0]) > 1e-3 * abs(first[0])  # train mode (dropout, batch stats) differs
+
+
+def _case(name: str):  # noqa: ANN202
+    return next(c for c in ZOO if c.name == name)
+
+
+def test_unstable_fires_past_two_over_lr_not_on_a_run_that_trains() -> None:
+    """LeNet-5 at SGD lr 20 (2/η = 0.1, λ_max ≈ 1) against the default LeNet-5 (lr 0.05, 2/η = 40)."""
+    settings = {"sharpness_every_n_steps": 4, "sharpness_iterations": 10, "on_divergence": "continue"}
+    hot = run_case(_case("lenet5-sgd-lr-too-high"), **settings)
+    calm = run_case(_case("lenet5-mnist5k"), **settings)
+    unstable = [e for e in hot.events if e.kind == "unstable"]
+    assert unstable and unstable[0].step == 8 and unstable[0].since == 0  # the third probe in a row
+    stability = hot.logger.history("sharpness/stability")
+    assert all(stability[s] > 1 for s in (0, 4, 8))  # later the saturated tanh units flatten the loss
+    assert hot.verdict == "unstable"  # before the loss diverges (step 11): sharpness says why
+    assert "divergence" in {e.kind for e in hot.events}
+    assert max(calm.logger.history("sharpness/stability").values()) < 1
+    assert "unstable" not in {e.kind for e in calm.events} and calm.verdict == "healthy"
+    assert all(v == pytest.approx(40.0) for v in calm.logger.history("sharpness/two_over_lr").values())
+
+
