@@ -33,11 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GPU = {"all": ["data=cifar10", "trainer=gpu"], "vgg19": ["model.width=1.0"], "resnet152": ["model.width=1.0"]}
 
 
+PRIORITY = ["lenet5_", "vgg19_dying", "vgg19_exploding", "resnet152_exploding", "vgg19_vanishing",
+            "resnet152_vanishing", "vgg19_", "resnet152_"]
+
+
 def blocks() -> list[str]:
-    """Every study block, ResNet-152's first (the longest jobs), then VGG-19's, then LeNet-5's."""
+    """Every study block, the cheap and most telling ones first (a study cut short still answers the most):
+    LeNet-5's four, the first study's dead VGG-19, the exploding nets, the vanishing ones, the healthy references."""
     names = sorted(p.stem.removeprefix("study_") for p in (ROOT / "conf" / "experiment").glob("study_*.yaml"))
-    return sorted(names, key=lambda n: (["resnet152", "vgg19", "lenet5"].index(n.split("_")[0])
-                                        if n.split("_")[0] in ("resnet152", "vgg19", "lenet5") else 3, n))
+    return sorted(names, key=lambda n: next((i for i, p in enumerate(PRIORITY) if n.startswith(p)), len(PRIORITY)))
 
 
 def overrides(block: str, args: argparse.Namespace) -> list[str]:
