@@ -16,6 +16,7 @@ Per run, from its MLflow record:
 | max λ_max·η/2 | `sharpness/stability` (> 1: past the 2/η stability edge) | max over steps | log10 |
 | min gradient first/last | `grad/first_last_ratio` (relative data gradient ‖g‖/‖θ‖) | min over steps | log10 |
 | max gradient norm | `grad/global_norm` (data gradient) | max over steps | log10 |
+| max training loss | `train/loss` (the data term; the blog post's "vanished" > 100, "exploded" > 1e4) | max | log10 |
 
 The signal, dead-unit and sharpness measures come from the instruments; a run without them gives None
 (the report shows "—"). Intervals: `src/report/intervals.py`.
@@ -51,6 +52,7 @@ MEASURES = (
     Measure("sharpness/stability", "max λ_max·η/2", "max", True),
     Measure("grad/first_last_ratio", "min grad first/last", "min", True),
     Measure("grad/global_norm", "max ‖g‖", "max", True),
+    Measure("train/loss", "max train loss", "max", True),
 )
 FIRST_EVENT = "first_event_step"
 DOSE = re.compile(r"^(l1|l2|l2dec|en)_(\d+(?:\.\d+)?e-?\d+)$")

@@ -78,10 +78,10 @@ def cell_record(c: Cell) -> dict[str, Any]:
 
 NOTES = """Intervals are 95%. Means over seeds: Student's t-interval; differences from `none` (same condition):
 Welch's t-interval. Fractions of seeds: Wilson score interval; their difference: Newcombe's hybrid score
-interval. Measures spread over decades (signal ratio, λ_max·η/2, gradient ratio and norm) are summarized on
-log10: geometric mean [interval], and the difference from `none` as a factor ×10^Δ; an exact 0 counts as
-1e-30. First event step: over the seeds that had an event. Min/max are over each run's logged steps, then
-averaged over seeds. "—": not measured (the instrument was absent, or no seed had the event); `(n=1)`: one
+interval. Measures spread over decades (signal ratio, λ_max·η/2, gradient ratio and norm, training loss) are
+summarized on log10: geometric mean [interval], and the difference from `none` as a factor ×10^Δ; an exact 0
+counts as 1e-30. First event step: over the seeds that had an event. Min/max are over each run's logged steps,
+then averaged over seeds. "—": not measured (the instrument was absent, or no seed had the event); `(n=1)`: one
 value, no interval. Verdicts: each run's `health.verdict`, its first sustained problem or `healthy`."""
 
 
