@@ -94,3 +94,21 @@ def test_arm_families() -> None:
     assert list(itertools.islice(sorted(["clip", "l1_1e-3", "none", "l1_1e-5"],
                                         key=__import__("src.report.study", fromlist=["arm_order"]).arm_order), 4)) \
         == ["none", "l1_1e-5", "l1_1e-3", "clip"]
+
+
+def test_the_gpu_scale_study_composes_at_full_width_on_cifar10(compose) -> None:
+    """`scripts/study.py --scale gpu`: every block at full width on CIFAR-10, on the GPU trainer, 20,000 steps."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_script", CONFIG_DIR.parent / "scripts" / "study.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert sorted(script.blocks()) == BLOCKS and script.blocks()[0].startswith("lenet5")
+    args = argparse.Namespace(scale="gpu", steps=20000, experiment="study_gpu", overrides=[])
+    for block in BLOCKS:
+        cfg = compose(f"experiment=study_{block}", "+study/arm=none", *script.overrides(block, args))
+        validate(cfg)
+        assert cfg.data._target_.endswith("CIFAR10DataModule") and cfg.trainer.accelerator == "gpu"
+        assert cfg.trainer.max_steps == 20000 and cfg.logger.experiment_name == "study_gpu"
+        assert cfg.model.get("width", 1.0) == 1.0 and cfg.model.in_channels == 3
