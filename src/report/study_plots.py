@@ -45,14 +45,16 @@ def dose_response(cells: list[Cell], path: Path) -> bool:
     fig, axes = plt.subplots(2, len(families), figsize=(3.4 * len(families), 6.2), squeeze=False, sharey="row")
     for col, family in enumerate(families):
         top, bottom = axes[0][col], axes[1][col]
-        for condition, arms in by_condition.items():
+        doses = [d for c in cells if (f := arm_family(c.arm))[0] == family and (d := f[1]) is not None]
+        floor = 0.0 if family == "dropout" else min(doses) / 10  # where `none` is drawn
+        for k, (condition, arms) in enumerate(by_condition.items()):
             dosed = sorted((arm_family(a)[1], c) for a, c in arms.items() if arm_family(a)[0] == family)
             if not dosed:
                 continue
             if "none" in arms:
-                floor = 0.0 if family == "dropout" else min(d for d, _ in dosed) / 10
                 dosed = [(floor, arms["none"]), *dosed]
-            xs = [d for d, _ in dosed]
+            # a small offset per condition, so that lines on the same values stay apart
+            xs = [d + 0.006 * k if family == "dropout" else d * 10 ** (0.03 * k) for d, _ in dosed]
             acc = [(x, c.summary.get("test/acc")) for x, c in zip(xs, (c for _, c in dosed), strict=True)]
             acc = [(x, i) for x, i in acc if i is not None]
             if acc:
