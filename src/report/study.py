@@ -88,6 +88,7 @@ class StudyRun:
     verdict: str | None
     first_event_step: int | None
     values: dict[str, float | None]  # measure key -> reduced value (None: not logged)
+    seconds: float | None = None  # the run's own wall time (MLflow start to end), None while it runs
 
 
 def study_labels(overrides: list[str]) -> tuple[str, str] | None:
@@ -123,7 +124,8 @@ def read_run(mlflow_client: Any, run: Any) -> StudyRun | None:
     step = tags.get("health.first_event_step", "")
     return StudyRun(run.info.run_id, *labels, seed=run.data.params.get("seed", "?"), start_time=run.info.start_time,
                     verdict=tags.get("health.verdict") or None,
-                    first_event_step=int(step) if step.strip().lstrip("-").isdigit() else None, values=values)
+                    first_event_step=int(step) if step.strip().lstrip("-").isdigit() else None, values=values,
+                    seconds=(run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None)
 
 
 def latest_per_seed(runs: list[StudyRun]) -> list[StudyRun]:

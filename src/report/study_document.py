@@ -103,6 +103,11 @@ def write_study_report(mlflow_client: Any, experiment: str, out_dir: Path, comma
              f"{kept} runs ({len(runs)} read; the latest per condition x arm x seed) in {len(cells)} cells, "
              f"{len(conditions)} conditions · store `{mlflow_client.tracking_uri}` · generated "
              f"{datetime.now():%Y-%m-%d %H:%M} by `{command}`", ""]
+    timed = [r.seconds for c in cells for r in c.runs if r.seconds is not None]
+    if timed:
+        lines += [f"Runs' own wall time (MLflow start to end): {sum(timed):.0f} s over {len(timed)} runs, "
+                  f"{sum(timed) / len(timed):.1f} s a run; / 2 parallel jobs = {sum(timed) / 2 / 60:.1f} min "
+                  "(measured on the machine as it was: inflated by its load; workers' start-up not included).", ""]
     if wall_note:
         lines += [wall_note, ""]
     lines += [NOTES, "", "## Verdicts: condition x arm", "",
