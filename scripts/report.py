@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     mlflow_client = client(args.tracking_uri)
-    command = "python scripts/report.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is printed in the report itself
+        del given[given.index("--note"):given.index("--note") + 2]
+    command = "python scripts/report.py " + shlex.join(given)
     if args.study:
         md = write_study_report(mlflow_client, args.study, args.out or ROOT / "reports" / "study", command.strip(),
                                 args.note)
