@@ -3,7 +3,7 @@ PY := .venv/bin/python
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 UI_HOST ?= 127.0.0.1
 
-.PHONY: install train test lint ui study report reap clean
+.PHONY: install train test lint ui study seed-grid report reap clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -27,7 +27,10 @@ ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unle
 	$(PY) -m src.tracking.ui_links --store $(STORE) --base-url http://$(UI_HOST):5000
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
-study: .venv/.installed  ## the seed_grid study (45 runs, ~12 min on 2 cores), then its report (also when a job failed)
+study: .venv/.installed  ## the study: every conf/experiment/study_*.yaml block on 2 cores, then docs/seed_study/study.md
+	$(PY) scripts/study.py --jobs $(or $(JOBS),2) $(ARGS)
+
+seed-grid: .venv/.installed  ## the first study (seed_grid, 45 runs, ~12 min on 2 cores), then its report
 	OMP_NUM_THREADS=1 $(PY) -m src.train -m experiment=seed_grid hydra/launcher=joblib hydra.launcher.n_jobs=$(or $(JOBS),2) $(ARGS) || true
 	$(PY) scripts/report.py
 

@@ -5,10 +5,13 @@
     python scripts/report.py --sweep 20250101-120000-3fa2
     python scripts/report.py --experiment seed_grid
     python scripts/report.py --runs <run id> <run id> ...
+    python scripts/report.py --study study --out docs/seed_study   # the study: condition x arm, intervals
 
 Writes `reports/<id>/report.md` (table + figures), `report.json` (the table's figures) and the PNGs,
-and logs them under `report/` of the sweep's parent run. The store is `MLFLOW_TRACKING_URI` or the
-project's sqlite store (`--tracking-uri` overrides both).
+and logs them under `report/` of the sweep's parent run. With `--study`, writes `study.md`,
+`study.json`, `dose_response.png` and `verdict_heatmap.png` of that MLflow experiment's study runs
+(`src/report/study_document.py`) into `--out` (default reports/study). The store is
+`MLFLOW_TRACKING_URI` or the project's sqlite store (`--tracking-uri` overrides both).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere: this checkout's `src`, not another one
 
 from src.report.document import select, write_report  # noqa: E402
+from src.report.study_document import write_study_report  # noqa: E402
 from src.tracking.client import client  # noqa: E402
 
 
@@ -31,17 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--sweep", help="sweep id (the `sweep_id` tag); default: the latest sweep")
     group.add_argument("--experiment", help="MLflow experiment name: all its runs")
     group.add_argument("--runs", nargs="+", metavar="RUN_ID", help="these runs")
+    group.add_argument("--study", metavar="EXPERIMENT", help="the study report of this MLflow experiment")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<id>)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to the sweep's parent run")
+    parser.add_argument("--note", default="", help="a line for the study report (e.g. its wall time and load)")
     args = parser.parse_args(argv)
 
     mlflow_client = client(args.tracking_uri)
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is printed in the report itself
+        del given[given.index("--note"):given.index("--note") + 2]
+    command = "python scripts/report.py " + shlex.join(given)
+    if args.study:
+        md = write_study_report(mlflow_client, args.study, args.out or ROOT / "reports" / "study", command.strip(),
+                                args.note)
+        print(f"Wrote {md}")
+        return 0
     report_id, parent, runs, what = select(mlflow_client, args)
     if not runs:
         raise SystemExit(f"{what}: no runs to report")
     out_dir = args.out or ROOT / "reports" / report_id
-    command = "python scripts/report.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     md = write_report(mlflow_client, report_id, parent, runs, what, out_dir, command.strip())
     if parent is not None and not args.no_log:
         mlflow_client.log_artifacts(parent.info.run_id, str(out_dir), "report")
