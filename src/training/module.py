@@ -149,12 +149,18 @@ class ClassificationModule(pl.LightningModule):
         They are handed over as host tensors, copied once here, so that the progress bar, which reads
         them after every batch, never waits for a GPU. A batch that only accumulated gradients made no
         update, so it has nothing new to report.
+
+        Their MLflow step is logged explicitly (`step`, Lightning's documented override): the index of this
+        batch's update (0 = first), the monitor's step. Lightning's own counter (`_batches_that_stepped`)
+        comes back one ahead after a resume from a checkpoint saved at a batch's start (a clean stop),
+        which would leave a gap in every step metric.
         """
         trainer = self.trainer
         step = trainer.global_step  # optimizer steps done, this batch's included
         if step == self._weights_logged_at or (step % trainer.log_every_n_steps and not trainer.should_stop):
             return
         self._weights_logged_at = step
+        self.log("step", float(step - 1), on_step=True, on_epoch=False)
         if self.last_loss is not None:
             self.log("train/loss", self.last_loss.cpu(), on_step=True, on_epoch=False, prog_bar=True)
         if self.last_penalty is not None:
