@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 from functools import partial
 
@@ -18,11 +16,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from src.models import mlp
 from src.monitor import GradientHealthMonitor
 from src.monitor.record import download_record, read_record
-from src.paths import PROJECT_ROOT
 from src.training.module import ClassificationModule
 from tests.memory_sink import MemoryLogger
 from tests.mlflow_reads import run_events
-from tests.test_sigterm_resume import wait_for_steps
+from tests.signalled_runs import signal_after_steps
 
 EVERY = 3
 RUN = [
@@ -36,17 +33,8 @@ RUN = [
 
 
 def test_resume_continues_the_health_record(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
-    cmd = [sys.executable, "-m", "src.train", f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={data_dir}",
-           *RUN, "trainer.max_steps=100000"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        run_id = wait_for_steps(mlflow_client, proc, count=4)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    run_id, status, out = signal_after_steps(mlflow_client, mlflow_store, tmp_path, data_dir, RUN, 4, signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
     before = run_events(mlflow_client, run_id)
     assert before and before[0]["kind"] == "divergence"
     first_event = before[0]

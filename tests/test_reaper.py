@@ -17,7 +17,7 @@ import pytest
 from src.lifecycle.liveness import HEARTBEAT_TAG, Heartbeat, hostname, parse_utc, process_start, process_tags
 from src.lifecycle.reaper import liveness_settings, reap
 from src.paths import PROJECT_ROOT
-from tests.test_sigterm_resume import RUN, wait_for_steps
+from tests.signalled_runs import RUN, wait_for_steps
 
 
 def dead_process_tags() -> dict[str, str]:

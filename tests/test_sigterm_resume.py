@@ -3,32 +3,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from src.paths import PROJECT_ROOT
-
-RUN = [  # about 80 steps per epoch, far more steps allowed than the test waits for
-    "data=synthetic", "data.num_samples=1024", "data.batch_size=8", "sched=none", "test=false",
-    "trainer.max_epochs=-1", "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false",
-    "trainer.log_every_n_steps=1",
-]
-
-
-def wait_for_steps(mlflow_client, proc: subprocess.Popen, count: int, timeout: float = 150.0) -> str:  # noqa: ANN001
-    """Poll the store until the job's run has `count` train/loss points; return its run id."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the job ended before it was signalled:\n" + proc.stdout.read()
-        runs = mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()])
-        if runs and len(mlflow_client.get_metric_history(runs[0].info.run_id, "train/loss")) >= count:
-            return runs[0].info.run_id
-        time.sleep(0.2)
-    raise AssertionError("the job did not log enough steps in time")
+from tests.signalled_runs import RUN, signal_after_steps
 
 
 def loss_steps(mlflow_client, run_id: str) -> list[int]:  # noqa: ANN001
@@ -36,17 +14,8 @@ def loss_steps(mlflow_client, run_id: str) -> list[int]:  # noqa: ANN001
 
 
 def test_sigterm_then_resume_continues_the_same_run(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
-    cmd = [sys.executable, "-m", "src.train", f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={data_dir}",
-           *RUN, "trainer.max_steps=100000"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        run_id = wait_for_steps(mlflow_client, proc, count=5)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    run_id, status, out = signal_after_steps(mlflow_client, mlflow_store, tmp_path, data_dir, RUN, 5, signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, out[-3000:]
     assert f"resume={run_id}" in out, "the message says how to continue"
 
     run = mlflow_client.get_run(run_id)
