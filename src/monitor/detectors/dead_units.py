@@ -21,8 +21,7 @@ class DeadUnitsDetector(Detector):
     def observe(self, view: StepView) -> HealthEvent | None:
         value = view.extras.get("dead/max")
         if not finite(value):
-            self.run.update(None, view.step)
-            return None
+            return None  # no sample at this step: not judged, the run of samples goes on
         if not self.run.update(value > self.t.dead_fraction, view.step):
             return None
         dead = {k: v for k, v in view.extras.items() if k.startswith("dead/") and k != "dead/max"}

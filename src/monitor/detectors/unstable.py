@@ -21,8 +21,7 @@ class UnstableDetector(Detector):
     def observe(self, view: StepView) -> HealthEvent | None:
         value = view.extras.get("sharpness/stability")
         if not finite(value):
-            self.run.update(None, view.step)
-            return None
+            return None  # no sample at this step: not judged, the run of samples goes on
         if not self.run.update(value > 1.0, view.step):
             return None
         return HealthEvent(view.step, self.kind, view.extras.get("sharpness/lambda_max", value),

@@ -40,8 +40,7 @@ class VanishingDetector(Detector):
     def _signal(self, view: StepView) -> HealthEvent | None:
         ratio = view.extras.get("signal/first_last_ratio")
         if view.skipped or not finite(ratio) or ratio <= 0:
-            self.signal_run.update(None, view.step)
-            return None
+            return None  # no sample at this step: not judged, the run of samples goes on
         if not self.signal_run.update(ratio < self.t.vanishing_signal_ratio, view.step):
             return None
         return HealthEvent(view.step, self.kind, ratio, self.t.vanishing_signal_ratio, view.first_layer,
