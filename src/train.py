@@ -17,7 +17,7 @@ from src.paths import CONFIG_DIR
 # A user's mistake, not a crash: its message alone goes to stderr, exit status 2. Each is looked up only
 # where its module is loaded (an instance cannot exist otherwise), so nothing heavy is imported for it.
 USER_ERRORS = (
-    ("src.config", "ConfigError"),
+    ("src.settings.errors", "ConfigError"),
     ("src.lifecycle.resume", "ResumeError"),
     ("src.training.data.base", "DataUnavailableError"),
     ("src.tracking.reachability", "TrackingUnavailable"),

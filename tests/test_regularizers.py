@@ -227,7 +227,7 @@ def test_dropout_modules_in_each_model_only_when_selected(compose, model: str, c
     (lambda: L1(lam=1), "reg.l1.lam is not a setting of L1; its settings are ['include_bias', 'include_norm', "),
 ])
 def test_direct_construction_refuses_bad_settings_in_the_config_words(make, message: str) -> None:
-    from src.config import ConfigError
+    from src.settings import ConfigError
 
     with pytest.raises(ConfigError) as err:
         make()

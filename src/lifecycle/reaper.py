@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from src.config import ConfigError
 from src.lifecycle.liveness import (
     DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
@@ -39,6 +38,7 @@ from src.lifecycle.liveness import (
     process_start,
     utc_now,
 )
+from src.settings import ConfigError
 
 DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"

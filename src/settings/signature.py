@@ -20,8 +20,8 @@ from typing import Any, NotRequired, Required, TypeVar, Unpack, get_args, get_or
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12 (it depends on it)
 
-from src.config import ConfigError
-from src.config.wording import explain, unknown
+from src.settings.errors import ConfigError
+from src.settings.wording import explain, unknown
 
 STRICT = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True)
 F = TypeVar("F", bound=Callable[..., Any])
