@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from src.lifecycle.reaper import DEFAULT_LOST_AFTER_S
+from src.tracking.reaper import DEFAULT_LOST_AFTER_S
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,9 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from src.lifecycle.reaper import reap
     from src.tracking.client import client
     from src.tracking.reachability import ensure_reachable
+    from src.tracking.reaper import reap
     from src.tracking.redaction import redact_uri
     from src.tracking.store import tracking_uri
 

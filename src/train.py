@@ -62,7 +62,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from src.lifecycle.checkpoint_io import AtomicCheckpoints
     from src.lifecycle.graceful_stop import GracefulStop
-    from src.lifecycle.reaper import reap_at_start
     from src.lifecycle.resume import (
         RunIdentity,
         check_checkpoint_fits,
@@ -76,6 +75,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.datasets import LogDatasetInputs
     from src.tracking.logger import RunLogger
+    from src.tracking.reaper import reap_at_start
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from src.lifecycle.liveness import HEARTBEAT_TAG, Heartbeat, hostname, parse_utc, process_start, process_tags
-from src.lifecycle.reaper import liveness_settings, reap
 from src.paths import PROJECT_ROOT
+from src.tracking.liveness import HEARTBEAT_TAG, Heartbeat, hostname, parse_utc, process_start, process_tags
+from src.tracking.reaper import liveness_settings, reap
 from tests.signalled_runs import RUN, wait_for_steps
 
 

@@ -67,7 +67,7 @@ def refuse_live_run(run: Any, cfg: DictConfig) -> None:
     """A RUNNING run may be resumed only when its process is gone (else two processes would write it)."""
     from datetime import UTC, datetime
 
-    from src.lifecycle.reaper import liveness_settings, lost_reason
+    from src.tracking.reaper import liveness_settings, lost_reason
 
     if run.info.status != "RUNNING":
         return

@@ -35,9 +35,9 @@ def tracked_run(
         yield {"client": client(), "run_id": shared_run_id(), "outcome": "completed", "owner": False}
         return
     from src.lifecycle.exits import DiskFull, disk_full_error, disk_full_line
-    from src.lifecycle.liveness import Heartbeat, process_tags
-    from src.lifecycle.reaper import liveness_settings
     from src.lifecycle.signals import stop_on_signals
+    from src.tracking.liveness import Heartbeat, process_tags
+    from src.tracking.reaper import liveness_settings
 
     heartbeat_s, _, _ = liveness_settings()
     with stop_on_signals():

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from src.tracking.client import client, log_batch
 from src.tracking.naming import deduplicate_in_sweep, reg_label, run_name
+from src.tracking.outcome import finish_run
 from src.tracking.params import config_params, git_commit, log_config
 from src.tracking.redaction import scrub, scrub_overrides
 from src.tracking.store import get_or_create_experiment
@@ -98,11 +99,3 @@ def resume_run(
     if changed:
         print(f"Resuming run {run_id}: params that differ from the first start (kept as first logged): {changed}")
     return mlflow_client, run_id
-
-
-def finish_run(mlflow_client, run_id: str, outcome: str) -> None:  # noqa: ANN001
-    """Tag the outcome and set the terminal status that matches it."""
-    status = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
-              "lost": "KILLED"}[outcome]
-    mlflow_client.set_tag(run_id, "outcome", outcome)
-    mlflow_client.set_terminated(run_id, status)

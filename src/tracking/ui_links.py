@@ -8,13 +8,12 @@ choice per experiment (3.17 reads it only when its workflow switch is disabled).
 does both: its experiments carry `mlflow.experimentKind=custom_model_development`, and every URL it
 prints ends in `?workflowType=machine_learning`, which opens the runs table, not the GenAI overview.
 
-`python -m src.tracking.ui_links [--store URI] [--base-url URL]` tags the project's experiments of
-a store (ones whose runs this project made) and prints their URLs; `make ui` runs it before the UI.
+`python scripts/ui_links.py [--store URI] [--base-url URL]` tags the project's experiments of a
+store (ones whose runs this project made) and prints their URLs; `make ui` runs it before the UI.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -75,28 +74,3 @@ def project_experiments(mlflow_client: Any) -> list[Any]:
         e for e in mlflow_client.search_experiments()
         if mlflow_client.search_runs([e.experiment_id], PROJECT_RUN_FILTER, max_results=1)
     ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from src.tracking.client import client
-    from src.tracking.store import tracking_uri
-
-    parser = argparse.ArgumentParser(description="Tag the project's experiments for MLflow's training view; "
-                                                 "print their URLs.")
-    parser.add_argument("--store", default=None, help="tracking URI (default: MLFLOW_TRACKING_URI or mlruns/)")
-    parser.add_argument("--base-url", default=DEFAULT_UI, help=f"where `mlflow ui` serves (default {DEFAULT_UI})")
-    args = parser.parse_args(argv)
-    uri = args.store or tracking_uri()
-    mlflow_client = client(uri)
-    base = ui_base_url(uri, args.base_url)
-    experiments = project_experiments(mlflow_client)
-    for experiment in experiments:
-        mark_training_view(mlflow_client, experiment)
-        print(f"Experiment {experiment.name}: {experiment_url(base, experiment.experiment_id)}")
-    if not experiments:
-        print(f"No runs in {redact_uri(uri)} yet (python -m src.train makes one); the UI: {base}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

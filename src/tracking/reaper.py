@@ -2,7 +2,7 @@
 
 SIGKILL, the OOM killer or a lost node end a process without any `finally`, so its MLflow run
 would stay RUNNING for ever. The reaper finds such runs from their liveness tags
-(`src/lifecycle/liveness.py`) and closes them KILLED with `outcome=lost`:
+(`src/tracking/liveness.py`) and closes them KILLED with `outcome=lost`:
 
 - same host (and same boot and pid namespace): lost when the pid is gone, or when it now belongs
   to a process that started at another time (the pid was reused);
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from src.lifecycle.liveness import (
+from src.settings import ConfigError
+from src.tracking.liveness import (
     DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
     HOST_TAG,
@@ -38,7 +39,6 @@ from src.lifecycle.liveness import (
     process_start,
     utc_now,
 )
-from src.settings import ConfigError
 
 DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"
@@ -142,7 +142,7 @@ def find_lost(mlflow_client: Any, lost_after_s: float = DEFAULT_LOST_AFTER_S) ->
 def close_lost(mlflow_client: Any, lost: LostRun) -> bool:
     """Close one lost run KILLED, `outcome=lost`; False when it changed meanwhile (resumed, or ended)."""
     from src.tracking.client import log_batch
-    from src.tracking.runs import finish_run
+    from src.tracking.outcome import finish_run
 
     run = mlflow_client.get_run(lost.run_id)  # read again: a resume may have taken it over since the search
     if run.info.status != "RUNNING" or liveness_snapshot(run.data.tags) != lost.seen:
