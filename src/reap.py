@@ -8,6 +8,8 @@ store `MLFLOW_TRACKING_URI` names (else the project's sqlite store), or `--track
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from src.tracking.reaper import DEFAULT_LOST_AFTER_S
 
@@ -27,6 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the reaper's lines
     from src.tracking.client import client
     from src.tracking.reachability import ensure_reachable
     from src.tracking.reaper import reap

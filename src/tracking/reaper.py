@@ -19,6 +19,7 @@ A sweep parent whose job it closed gets its tally recounted (`src/tracking/sweep
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from src.tracking.liveness import (
     process_start,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"
@@ -172,8 +175,8 @@ def reap(mlflow_client: Any = None, lost_after_s: float = DEFAULT_LOST_AFTER_S, 
         closed.append(lost)
         verb = "would close" if dry_run else "closed"
         hint = "" if lost.is_parent else f" Continue it with: python -m src.train resume={lost.run_id}"
-        print(f"Reaper: run {lost.name} ({lost.run_id}) was RUNNING but {lost.reason}: {verb} KILLED, "
-              f"outcome=lost.{hint}")
+        log.warning("Reaper: run %s (%s) was RUNNING but %s: %s KILLED, outcome=lost.%s", lost.name, lost.run_id,
+                    lost.reason, verb, hint)
     if not dry_run:
         for parent in {lost.parent_run_id for lost in closed if lost.parent_run_id}:
             retally_closed_parent(mlflow_client, parent)
@@ -188,5 +191,5 @@ def reap_at_start(mlflow_client: Any = None) -> list[LostRun]:
     try:
         return reap(mlflow_client, lost_after_s)
     except Exception as err:  # noqa: BLE001 - tidying other runs must not stop this one
-        print(f"Reaper skipped ({type(err).__name__}: {err})")
+        log.warning("Reaper skipped (%s: %s)", type(err).__name__, err)
         return []

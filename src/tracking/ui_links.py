@@ -14,11 +14,13 @@ store (ones whose runs this project made) and prints their URLs; `make ui` runs 
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 from src.tracking.reachability import without_userinfo
 from src.tracking.redaction import redact_uri
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"  # MLflow's value for the model-training view
@@ -53,7 +55,7 @@ def mark_training_view(mlflow_client: Any, experiment: Any) -> bool:
     """Tag an existing experiment for the training view unless it says what kind it is; True if tagged.
 
     A server that refuses (an experiment shared read-only) costs the UI's default view, not the run:
-    the refusal is printed and training goes on.
+    the refusal is logged and training goes on.
     """
     from mlflow.exceptions import MlflowException
 
@@ -62,8 +64,8 @@ def mark_training_view(mlflow_client: Any, experiment: Any) -> bool:
     try:
         mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     except MlflowException as err:
-        print(f"Experiment {experiment.name} keeps the UI's default view: tagging it was refused ({err.error_code})",
-              file=sys.stderr)
+        log.warning("Experiment %s keeps the UI's default view: tagging it was refused (%s)", experiment.name,
+                    err.error_code)
         return False
     return True
 

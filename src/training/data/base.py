@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from src.settings import ConfigError
+from src.settings import ConfigError, UserError
 from src.settings.signature import checked
 from src.settings.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
 from src.training.data.description import DataDescription, Split
@@ -28,7 +28,7 @@ from src.training.data.skip import without
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(UserError, RuntimeError):
     """A dataset's files are missing and could not be downloaded."""
 
 
