@@ -121,6 +121,7 @@ def _case(name: str):  # noqa: ANN202
     return next(c for c in ZOO if c.name == name)
 
 
+@pytest.mark.slow  # two training runs with power iterations: 42 s loaded
 def test_unstable_fires_past_two_over_lr_not_on_a_run_that_trains() -> None:
     """LeNet-5 at SGD lr 20 (2/η = 0.1, λ_max ≈ 1) against the default LeNet-5 (lr 0.05, 2/η = 40)."""
     settings = {"sharpness_every_n_steps": 4, "sharpness_iterations": 10, "on_divergence": "continue"}

@@ -91,6 +91,7 @@ def test_chaos_sweep_ends_with_every_status_true_and_resumes(tmp_path: Path, mlf
     assert len(client.search_runs([parent.info.experiment_id])) == 7, "no new run: one parent, six jobs"
 
 
+@pytest.mark.slow  # a 2-job multirun through the CLI: 38 s loaded
 def test_a_sweep_whose_every_job_fails_validation_leaves_no_parent(tmp_path: Path, mlflow_store: str) -> None:
     proc = run_sweep(tmp_path, mlflow_store, "optim.lr=-1", "seed=0,1")
     assert proc.returncode != 0 and "optim.lr=-1" in proc.stdout + proc.stderr, tail(proc)

@@ -203,6 +203,7 @@ def test_a_bad_setting_prints_its_message_alone_and_exits_2(tmp_path: Path, mlfl
     assert store_is_empty(mlflow_client)
 
 
+@pytest.mark.slow  # the real CLI in a subprocess: 26 s loaded (its sibling stays fast)
 def test_a_bad_environment_setting_is_a_user_error_too(tmp_path: Path, mlflow_store: str, mlflow_client) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "GRADREG_HEARTBEAT_S": "abc"}
     proc = subprocess.run(
