@@ -7,15 +7,17 @@ behind, and `resume=<run_id>` of that finished run would train (and log) those s
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from src.lifecycle.signals import STOP, RunInterrupted
+
+log = logging.getLogger(__name__)
 
 
 class GracefulStop(pl.Callback):
@@ -58,4 +60,5 @@ class GracefulStop(pl.Callback):
         if isinstance(exception, (RunInterrupted, SIGTERMException)) and trainer.global_step > 0:
             path = self.last_checkpoint_path(trainer)
             trainer.save_checkpoint(path)
-            rank_zero_warn(f"Stopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")
+            if trainer.is_global_zero:
+                log.warning("Stopped by %s; saved %s at step %d", type(exception).__name__, path, trainer.global_step)
