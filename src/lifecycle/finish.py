@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from src.lifecycle.run_context import Run
 from src.settings import ConfigError
+
+if TYPE_CHECKING:  # `main()` imports this module before the store is probed: nothing heavy at import
+    import pytorch_lightning as pl
+
+    from src.lifecycle.run_context import Run
 
 DEFAULT_OBJECTIVE = "test/acc"  # when `optimized_metric` is null
 PHASES = ("train/", "val/", "test/")  # a phase that may not run at all (test=false, limit_val_batches=0, ...)
