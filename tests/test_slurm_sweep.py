@@ -219,9 +219,10 @@ def release_requeued(cluster: SlurmCluster, job_id: str, timeout: float = 60) ->
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason=(
-    "SLURM's preemption delivers SIGTERM to the job's task twice within milliseconds (the step and srun's "
-    "forwarding); the lifecycle takes the second as 'stop now', so the run ends KILLED/interrupted without a "
-    "last.ckpt of the steps since the last validation, and the requeued job starts a new run from step 0"))
+    "SLURM's preemption delivers SIGTERM to the job's task twice within milliseconds (slurmstepd cancelling the "
+    "step, then srun forcing its end); the lifecycle takes the second as 'stop now', so the run ends "
+    "KILLED/interrupted without a last.ckpt of the steps since the last validation, and the requeued job starts "
+    "a new run from step 0"))
 def test_preemption_by_a_higher_tier_job_keeps_a_checkpoint_of_every_logged_step(cluster, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     proc = launch(cluster, tmp_path, uri, *LONG_JOB, f"trainer.max_steps={MAX_STEPS}", "seed=0")
