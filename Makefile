@@ -24,7 +24,7 @@ lint: .venv/.installed  ## ruff over the whole repository
 
 ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unless UI_HOST=... is given); prints each experiment's URL
 	mkdir -p mlruns
-	$(PY) -m src.tracking.ui_links --store $(STORE) --base-url http://$(UI_HOST):5000
+	$(PY) scripts/ui_links.py --store $(STORE) --base-url http://$(UI_HOST):5000
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
 study: .venv/.installed  ## the study: every conf/experiment/study_*.yaml block on 2 cores, then docs/seed_study/study.md

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.lifecycle.liveness import process_tags
 from src.lifecycle.resume_overrides import merge_overrides
 from src.paths import PROJECT_ROOT
+from src.tracking.liveness import process_tags
 from tests.mlflow_reads import only_run
 
 FIRST = ["model=mlp", "data=synthetic", "data.num_samples=96", "sched=none", "trainer.max_epochs=2",
