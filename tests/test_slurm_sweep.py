@@ -14,8 +14,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from src.lifecycle.liveness import SLURM_ARRAY_TAG, SLURM_JOB_TAG, process_tags, slurm_tags
 from src.paths import PROJECT_ROOT
+from src.tracking.liveness import SLURM_ARRAY_TAG, SLURM_JOB_TAG, process_tags, slurm_tags
 from src.tracking.sweeps import SWEEP_FILE
 from tests.slurm_cluster import NODE_CPUS, URGENT, SlurmCluster, slurm_cluster
 from tests.sweeps import TINY, sweep_runs
