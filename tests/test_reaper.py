@@ -102,6 +102,7 @@ def test_liveness_defaults() -> None:
     assert liveness_settings({"GRADREG_REAP": "0", "GRADREG_HEARTBEAT_S": "5"}) == (5.0, 900.0, False)
 
 
+@pytest.mark.slow  # a run SIGKILLed mid-training, then another
 def test_a_sigkilled_run_is_closed_by_the_next_start(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
     cmd = [sys.executable, "-m", "src.train", f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={data_dir}",
            *RUN, "trainer.max_steps=100000"]

@@ -23,6 +23,7 @@ def server_on_postgres(tmp_path: Path):  # noqa: ANN201
         yield url, database
 
 
+@pytest.mark.slow  # PostgreSQL, an mlflow server, a 4-job sweep
 def test_parallel_sweep_on_a_postgres_backed_server(tmp_path: Path, server_on_postgres) -> None:  # noqa: ANN001
     url, database = server_on_postgres
     started = time.monotonic()
