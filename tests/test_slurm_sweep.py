@@ -86,7 +86,7 @@ def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a real SLURM cluster and a 2-job sweep through the CLI: about a minute
 def test_two_job_sweep_on_slurm_nests_two_finished_runs_tagged_with_their_jobs(cluster, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     started = time.monotonic()
@@ -154,7 +154,7 @@ def wait_for_logged_steps(proc: subprocess.Popen, tmp: Path, uri: str, count: in
     raise AssertionError(f"the job did not log {count} steps in {timeout:g} s:\n{log_tail(tmp)}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a sweep on the SLURM cluster whose job is signalled mid-training: about a minute
 def test_scancel_term_ends_the_job_killed_with_a_checkpoint_of_every_logged_step(cluster, terminated_job) -> None:
     client = MlflowClient(tracking_uri=terminated_job["uri"])
     parent, children = sweep_runs(client)
@@ -176,7 +176,7 @@ def test_scancel_term_ends_the_job_killed_with_a_checkpoint_of_every_logged_step
     assert job["JobState"] == "COMPLETED", "the job itself returned: submitit stored its (stopped) result"
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the signalled job requeued and run again on the SLURM cluster: about a minute
 @pytest.mark.xfail(strict=True, reason=(
     "a requeued job reruns submitit's original pickle: it opens a new MLflow run (`<name>-j0`) and trains "
     "from step 0 while the interrupted run stays KILLED; the job needs to find its own run (tag slurm_job_id) and "
@@ -217,7 +217,7 @@ def release_requeued(cluster: SlurmCluster, job_id: str, timeout: float = 60) ->
     raise AssertionError(f"job {job_id} was not requeued: {cluster.job_fields(job_id)}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a sweep on the SLURM cluster preempted by another job: about a minute
 @pytest.mark.xfail(strict=False, reason=(
     "SLURM's preemption delivers SIGTERM to the job's task twice within milliseconds (slurmstepd cancelling the "
     "step, then srun forcing its end); the lifecycle takes the second as 'stop now', so the run ends "
@@ -252,7 +252,7 @@ def test_preemption_by_a_higher_tier_job_keeps_a_checkpoint_of_every_logged_step
         wait_for_queue_to_drain(cluster)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a sweep on the SLURM cluster, its job requeued by submitit and run again: 2-3 minutes
 @pytest.mark.xfail(strict=True, reason=(
     "submitit's own requeue (USR2, as signal_delay_s before the time limit) calls scontrol requeue and sys.exit "
     "inside the training step: the run ends KILLED without last.ckpt, the stopped job's result reaches the "
