@@ -1,7 +1,9 @@
 """Sweeps on a real SLURM cluster (tests/slurm_cluster.py: munge, slurmctld and slurmd for one node on
-127.0.0.1): a 2-job sweep through `hydra/launcher=slurm` (submitit), then a job stopped by
-`scancel --signal=TERM` and requeued by SLURM. Slow (a minute or two each); skipped, saying why, where
-SLURM is not installed (`.ci/install_slurm.sh` installs it) or the tests do not run as root."""
+127.0.0.1): a 2-job sweep through `hydra/launcher=slurm` (submitit); a job stopped by
+`scancel --signal=TERM`, then requeued; a job preempted by a higher-tier one; a job requeued by submitit
+itself (USR2). What the lifecycle does not do yet (a requeued job continuing its own run) is xfail, with
+the reason. Slow (one to three minutes each); skipped, saying why, where SLURM is not installed
+(`.ci/install_slurm.sh` installs it) or the tests do not run as root."""
 
 from __future__ import annotations
 
