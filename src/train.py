@@ -73,6 +73,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.lifecycle.run_context import tracked_run
     from src.lifecycle.skip_resume import plan_skip, record_skip
     from src.monitor.forensics import summary_line
+    from src.monitor.summary import health_summary_lines
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.datasets import LogDatasetInputs
     from src.tracking.logger import RunLogger
@@ -118,6 +119,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run['outcome']}")
     if forensics:
         print(f"Forensics: {forensics}")
+    print("\n".join(health_summary_lines(callbacks)))  # verdict, time in failing states, coverage, plots
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
     print(f"Open the UI: {ui_command(uri)}")
