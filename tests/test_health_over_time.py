@@ -96,6 +96,9 @@ def test_plateau_knows_a_run_that_ended_at_chance() -> None:
     d = PlateauDetector(T_PLATEAU)
     fired(d, [view(s, loss=0.4) for s in range(5)])
     assert not d.ended_at_chance
+    d = PlateauDetector(T_PLATEAU)
+    fired(d, [view(s, loss=LN10 if s < 10 else 0.5) for s in range(16)])  # started at chance, learned since
+    assert not d.ended_at_chance
 
 
 def test_timeline_backdates_an_event_to_its_run_and_counts_states() -> None:

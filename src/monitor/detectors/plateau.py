@@ -41,8 +41,10 @@ class PlateauDetector(Detector):
 
     @property
     def ended_at_chance(self) -> bool:
-        """The mean of the last losses seen (up to a window) is within the margin of ln C, or above it."""
-        return bool(self.losses) and finite(self.chance) and self._near_chance(self.losses)
+        """The mean of the latest half of the kept losses (at most half a window: the run's end, not its start)
+        is within the margin of ln C, or above it."""
+        recent = self.losses[len(self.losses) // 2:]
+        return bool(recent) and finite(self.chance) and self._near_chance(recent)
 
     def _near_chance(self, losses: list[float]) -> bool:
         return sum(losses) / len(losses) >= (1 - self.t.plateau_margin) * self.chance
