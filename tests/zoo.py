@@ -70,9 +70,9 @@ def dead_relu_mlp(bias: float = -10.0) -> nn.Module:
 
 
 def dead_layer_mlp(layer: int = 3, bias: float = -10.0) -> nn.Module:
-    """A Kaiming ReLU MLP whose `layer`-th linear layer's units are all off: a cut in the middle, exact zeros
-    in every gradient below it, live layers above."""
-    net = mlp(in_channels=1, image_size=8, depth=6, width=64, activation="relu", init="kaiming")
+    """A ReLU MLP whose `layer`-th linear layer's units are all off: a cut in the middle, exact zeros in every
+    gradient below it; the layers above still learn (their biases, PyTorch's init, feed them)."""
+    net = mlp(in_channels=1, image_size=8, depth=6, width=64, activation="relu")  # PyTorch's init: biases != 0
     linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         linear[layer].bias.fill_(bias)

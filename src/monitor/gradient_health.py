@@ -35,11 +35,10 @@ import torch
 from src.amp import grad_scaler
 from src.config.signature import checked
 from src.config.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
+from src.monitor.account import end_tags, health_summary, verdict_kind
 from src.monitor.background import BackgroundWriter, FlushOutput
 from src.monitor.collector import GradStatsCollector, StatsBlock
-from src.monitor.coverage import blind_kinds, coverage_tags
 from src.monitor.detectors import KINDS, default_detectors
-from src.monitor.detectors.plateau import PlateauDetector
 from src.monitor.events import EventLog, HealthEvent
 from src.monitor.flow_images import FlowImages
 from src.monitor.forensics import Forensics
@@ -58,7 +57,7 @@ from src.monitor.stats import summarize
 from src.monitor.summary import HealthSummary, event_line
 from src.monitor.timeline import Timeline
 from src.monitor.updates import RelativeUpdateTracker
-from src.monitor.verdict import HEALTHY, INCONCLUSIVE, HealthVerdict
+from src.monitor.verdict import HealthVerdict
 
 log = logging.getLogger(__name__)
 
@@ -322,27 +321,13 @@ class GradientHealthMonitor(pl.Callback):
             lambda: {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")},
             self.end_tags())
 
-    def _plateau(self) -> PlateauDetector | None:
-        return next((d for d in self.state.detectors if isinstance(d, PlateauDetector)), None)
-
     def verdict_kind(self) -> str:
-        """The first event's kind; with none, `inconclusive` when the run ended near chance level too soon for
-        `plateau` to judge it, else `healthy`."""
-        kind = self.state.log.verdict
-        plateau = self._plateau()
-        if kind == HEALTHY and plateau is not None and plateau.ended_at_chance and plateau.kind in self.blind_to():
-            return INCONCLUSIVE
-        return kind
-
-    def blind_to(self) -> list[str]:
-        """The kinds that could not fire in a run this long (`coverage.py`)."""
-        schedules = getattr(self, "schedules", {})
-        return blind_kinds(self.state.detectors, schedules, self.state.timeline.judged)
+        """The first event's kind, or `inconclusive`/`healthy` (`account.py`)."""
+        return verdict_kind(self.state, getattr(self, "schedules", {}))
 
     def end_tags(self) -> dict[str, str]:
-        """The run-end `health.*` tags: verdict (with `inconclusive`), final state, recovered, coverage."""
-        return {**self.state.log.tags(), "health.verdict": self.verdict_kind(), **self.state.timeline.tags(),
-                **coverage_tags(self.blind_to())}
+        """The run-end `health.*` tags: verdict, events, final state, recovered, coverage (`account.py`)."""
+        return end_tags(self.state, getattr(self, "schedules", {}))
 
     def verdict(self) -> HealthVerdict:
         """The run's health so far (see `src/monitor/verdict.py`); final once training has ended."""
@@ -353,18 +338,7 @@ class GradientHealthMonitor(pl.Callback):
 
     def health_summary(self) -> HealthSummary | None:
         """The end-of-run account for the console (`summary.py`); None before any step was judged."""
-        timeline = self.state.timeline
-        if not timeline.judged:
-            return None
-        plateau = self._plateau()
-        losses = plateau.losses if plateau is not None else []
-        return HealthSummary(
-            verdict=self.verdict_kind(), first_event=self.state.log.first, steps_in=timeline.steps_in(),
-            judged=timeline.judged, final_state=timeline.final_state, recovered=timeline.recovered,
-            blind_to=self.blind_to(), ended_at_chance=bool(plateau and plateau.ended_at_chance),
-            final_loss=sum(losses) / len(losses) if losses else None,
-            chance_loss=plateau.chance if plateau is not None and losses else None,
-            plots=list(getattr(self, "plot_paths", [])))
+        return health_summary(self.state, getattr(self, "schedules", {}), getattr(self, "plot_paths", []))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, reduce=True)

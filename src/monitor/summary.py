@@ -29,7 +29,7 @@ class HealthSummary:
     recovered: bool
     blind_to: list[str] = field(default_factory=list)
     ended_at_chance: bool = False
-    final_loss: float | None = None  # mean data loss over the last judged steps (up to plateau_window)
+    final_loss: float | None = None  # mean data loss over the latest judged steps (up to half a plateau window)
     chance_loss: float | None = None
     plots: list[str] = field(default_factory=list)  # artifact paths of the gradient-flow figures
 
