@@ -71,9 +71,10 @@ class Thresholds:
       zeroed_patience = 10 steps with some layer's ‖θ‖ exactly 0 (a layer of exact zeros is a fact, not
         noise; 10 steps say a regularizer keeps it there rather than one step passing through zero).
     unstable (sustained over the sharpness probes):
-      unstable_patience = 4000 steps of probes with `sharpness/stability` > 1 (λ_max > 2/η; Adam: the
-        preconditioned form): 3 probes at the default schedule of 2000, so the edge of stability's
-        oscillation around the line is not one. Only converged probes are judged.
+      unstable_patience = 50 steps of probes with `sharpness/stability` > 1 (λ_max > 2/η; Adam: the
+        preconditioned form): 3 probes at the study's schedule of 25 (as before patience was counted in
+        steps), 2 at the default schedule of 2000 — never one probe, so the edge of stability's oscillation
+        around the line is not one. Only converged probes are judged.
     stalled (sustained; how a dead network looks), both must hold:
       stall_loss_tolerance = 0.05: the data loss within 5% of ln C (2.30 ± 0.12 nats for 10 classes);
       stall_rel = 1e-5: the median layer's relative data gradient below this. Zoo: healthy runs at
@@ -113,7 +114,7 @@ class Thresholds:
     vanishing_signal_patience: PositiveInt = 20
     dead_fraction: OpenFraction = 0.9
     dead_patience: PositiveInt = 40
-    unstable_patience: PositiveInt = 4000
+    unstable_patience: PositiveInt = 50
     stall_loss_tolerance: OpenFraction = 0.05
     stall_rel: PositiveFloat = 1e-5
     stall_patience: PositiveInt = 50
