@@ -1,8 +1,8 @@
 """Which detectors could have fired at all in this run: its length against their patience and schedules.
 
 A 30-step run cannot be `stalled` (patience 50 steps), `dead_units` needs unit-health samples over 40
-steps, `unstable` two sharpness probes (2,001 steps at the default schedule), `plateau` 299 steps of losses: a run that short
-reads `healthy` for those kinds only because they were never asked. The run says so:
+steps, `unstable` two sharpness probes (2,001 steps at the default schedule), `plateau` 299 steps of
+losses: a run that short reads `healthy` for those kinds only because they were never asked. The run says so:
 `health.coverage` = `full` (every detector could fire) or `partial`, and `health.blind_to` lists the
 kinds that could not (`none` when full).
 """
