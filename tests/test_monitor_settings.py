@@ -79,6 +79,9 @@ def test_two_monitors_keep_their_own_checkpoint_entries(tmp_path) -> None:  # no
     _fit([a2, b2], 8, ckpt_path=str(tmp_path / "both.ckpt"))
     assert a2.state.generation == b2.state.generation == 1  # each got its own state back
     assert a2.state.timeline.segments == b2.state.timeline.segments == [["healthy", 0, 7]]
+    early = saved[a.state_key]
+    a2.load_state_dict(early)  # after training (a test phase loading a mid-run checkpoint): the record stays final
+    assert a2.state.timeline.segments == [["healthy", 0, 7]] and a2.state.generation == 1
     twin = GradientHealthMonitor(every_n_steps=2, **settings)
     with pytest.raises(TypeError, match="same settings"):
         twin.setup(SimpleNamespace(callbacks=[twin, GradientHealthMonitor(every_n_steps=2, **settings)]), None, "fit")

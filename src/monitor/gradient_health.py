@@ -179,7 +179,11 @@ class GradientHealthMonitor(pl.Callback):
         self.forensics = Forensics(self.every_n_steps) if self.forensics_on else None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Lightning restores the monitor's state after `setup` and before training (a resumed run)."""
+        """Lightning restores the monitor's state after `setup` and before training (a resumed run). Once this
+        process's training has ended, the record is final: a checkpoint loaded for the test phase (`ckpt_path=
+        "best"`, saved mid-run) must not roll the verdict and the timeline back to its step."""
+        if getattr(self, "_finished", False):
+            return
         self.state.load_state_dict(state_dict)
 
     def state_dict(self) -> dict[str, Any]:
