@@ -4,6 +4,8 @@ repeat exactly and leave no trace, and the `unstable` event fires on a learning 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -52,6 +54,12 @@ def test_lanczos_on_a_near_degenerate_top_pair_gets_the_value_and_says_so() -> N
     for seed in range(3):  # different start vectors agree
         top = largest_eigenvalue(loss, [theta], 62, torch.Generator().manual_seed(seed), tolerance=1e-6)
         assert top.converged and top.value == pytest.approx(10.0, rel=2e-4)
+
+
+def test_a_non_finite_hessian_gives_an_unconverged_nan_not_an_error() -> None:
+    theta = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    top = largest_eigenvalue(0.5 * (theta * torch.tensor([1.0, math.inf, 2.0])) @ theta, [theta], 10)
+    assert not top.converged and math.isnan(top.value) and top.products == 1
 
 
 def test_a_budget_too_small_is_reported_unconverged_not_as_a_value() -> None:

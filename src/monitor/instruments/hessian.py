@@ -17,6 +17,7 @@ the eigenvalues of P⁻¹H for P = diag(d) (Adam's preconditioned sharpness, Coh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,8 @@ class TopEigenvalue:
 
     value: the largest Ritz value (any sign; loss units per unit of θ², or of the preconditioned θ).
     residual: ‖Hy − θy‖/|θ| of its Ritz vector y (‖y‖ = 1), computed with one more product, not estimated.
-    converged: residual ≤ the tolerance asked for; an unconverged value is an estimate, not λ_max.
+    converged: residual ≤ the tolerance asked for; an unconverged value is an estimate, not λ_max (NaN with
+        converged False when a product was not finite: the net has gone NaN/Inf).
     products: Hessian-vector products spent (the final residual's included).
     """
 
@@ -141,6 +143,8 @@ def largest_eigenvalue(
                 c = _dot(w, b)
                 w = [x - c * y for x, y in zip(w, b, strict=True)]
         beta = float(_norm(w))
+        if not (math.isfinite(alpha) and math.isfinite(beta)):  # a non-finite Hessian (a net gone NaN/Inf)
+            return TopEigenvalue(math.nan, math.nan, False, products)
         alphas.append(alpha)
         values, vectors = eigh_tridiagonal(np.array(alphas), np.array(betas)) if betas else (
             np.array(alphas), np.ones((1, 1)))
