@@ -114,7 +114,7 @@ class GradientHealthMonitor(pl.Callback):
         units_every_n_steps: NonNegativeInt = 10,
         saturation_limit: OpenFraction = 0.01,
         sharpness_every_n_steps: NonNegativeInt = 2000,
-        sharpness_iterations: PositiveInt = 30,
+        sharpness_iterations: PositiveInt = 60,
         sharpness_tolerance: OpenFraction = 0.01,
         sharpness_batch_size: PositiveInt = 32,
         flow_images: NonNegativeInt = 8,

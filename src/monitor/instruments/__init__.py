@@ -75,7 +75,7 @@ INSTRUMENTS: dict[str, Callable[[Mapping[str, Any]], Instrument]] = {
     "signal": lambda s: SignalInstrument(s.get("signal_every_n_steps", 0)),
     "units": lambda s: UnitHealthInstrument(s.get("units_every_n_steps", 0), s.get("saturation_limit", 0.01)),
     "sharpness": lambda s: SharpnessInstrument(
-        s.get("sharpness_every_n_steps", 0), s.get("sharpness_iterations", 30), s.get("sharpness_batch_size", 32),
+        s.get("sharpness_every_n_steps", 0), s.get("sharpness_iterations", 60), s.get("sharpness_batch_size", 32),
         tolerance=s.get("sharpness_tolerance", 0.01)),
 }
 

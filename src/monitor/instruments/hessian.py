@@ -102,7 +102,7 @@ class TopEigenvalue:
 def largest_eigenvalue(
     loss: Tensor,
     params: Sequence[Tensor],
-    iterations: int = 30,
+    iterations: int = 60,
     generator: torch.Generator | None = None,
     preconditioner: Sequence[Tensor] | None = None,
     grads: Sequence[Tensor] | None = None,

@@ -52,7 +52,7 @@ from src.monitor.monitored import Monitored
 class SharpnessInstrument(Instrument):
     name = "sharpness"
 
-    def __init__(self, every_n_steps: int, iterations: int = 30, batch_size: int = 32, seed: int = 0,
+    def __init__(self, every_n_steps: int, iterations: int = 60, batch_size: int = 32, seed: int = 0,
                  tolerance: float = 0.01) -> None:
         super().__init__(every_n_steps)
         self.iterations, self.batch_size, self.seed, self.tolerance = iterations, batch_size, seed, tolerance
