@@ -33,8 +33,6 @@ import pytorch_lightning as pl
 import torch
 
 from src.amp import grad_scaler
-from src.config.signature import checked
-from src.config.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 from src.monitor.account import end_tags, health_summary, verdict_kind
 from src.monitor.background import BackgroundWriter, FlushOutput
 from src.monitor.collector import GradStatsCollector, StatsBlock
@@ -58,6 +56,8 @@ from src.monitor.summary import HealthSummary, event_line
 from src.monitor.timeline import Timeline
 from src.monitor.updates import RelativeUpdateTracker
 from src.monitor.verdict import HealthVerdict
+from src.settings.signature import checked
+from src.settings.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The monitor's keyword settings that come from registries: one stop policy per detector kind, and the limits.
 
 `on_<kind>` exists for every detector in the registry (`detectors/__init__.py::DETECTORS`), with that
-detector's `default_policy`; the schema the config is validated against (`src/config/signature.py` reads
+detector's `default_policy`; the schema the config is validated against (`src/settings/signature.py` reads
 `**settings: Unpack[MonitorSettings]`) is generated from the same registry, so a new detector gets its
 policy setting without another list to edit, and a policy can never land on another kind by position.
 """
