@@ -81,10 +81,12 @@ class Detector(ABC):
         """The condition fired and has not cleared since: the run is in this detector's state now."""
         return any(v.fired for v in vars(self).values() if isinstance(v, Sustained))
 
-    @abstractmethod
     def min_steps(self, schedules: Mapping[str, int]) -> int | None:
         """The fewest optimizer steps a run needs before this detector can fire at all (None: never, e.g.
-        its instrument is off). `schedules`: each instrument's `every_n_steps` by name (0 = off)."""
+        its instrument is off). `schedules`: each instrument's `every_n_steps` by name (0 = off). This
+        default is a detector judged on every step: its longest `Sustained` patience. One that reads an
+        instrument's samples overrides it (`sampled_min_steps`)."""
+        return max((v.patience for v in vars(self).values() if isinstance(v, Sustained)), default=1)
 
     def state_dict(self) -> dict[str, Any]:
         """What must survive a checkpoint (plain Python values)."""

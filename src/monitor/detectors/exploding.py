@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from src.monitor.detectors.base import Detector, StepView, Sustained, finite
 from src.monitor.events import HealthEvent
 
@@ -15,9 +13,6 @@ class ExplodingDetector(Detector):
     def __init__(self, thresholds) -> None:  # noqa: ANN001
         super().__init__(thresholds)
         self.run = Sustained(self.t.exploding_patience)
-
-    def min_steps(self, schedules: Mapping[str, int]) -> int | None:
-        return self.t.exploding_patience
 
     def observe(self, view: StepView) -> HealthEvent | None:
         if view.skipped or not (finite(view.loss) or finite(view.global_rel)):

@@ -9,8 +9,6 @@ penalty's gradient can be large then — which is why only the data gradient is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from src.monitor.detectors.base import Detector, StepView, Sustained, finite
 from src.monitor.events import HealthEvent
 
@@ -21,9 +19,6 @@ class StalledDetector(Detector):
     def __init__(self, thresholds) -> None:  # noqa: ANN001
         super().__init__(thresholds)
         self.run = Sustained(self.t.stall_patience)
-
-    def min_steps(self, schedules: Mapping[str, int]) -> int | None:
-        return self.t.stall_patience
 
     def observe(self, view: StepView) -> HealthEvent | None:
         if view.skipped or not (finite(view.loss) and finite(view.median_layer_rel) and finite(view.chance_loss)):

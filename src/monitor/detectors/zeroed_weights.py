@@ -9,8 +9,6 @@ to skip. The event names the input-most zeroed layer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from src.monitor.detectors.base import Detector, StepView, Sustained
 from src.monitor.events import HealthEvent
 
@@ -21,9 +19,6 @@ class ZeroedWeightsDetector(Detector):
     def __init__(self, thresholds) -> None:  # noqa: ANN001
         super().__init__(thresholds)
         self.run = Sustained(self.t.zeroed_patience)
-
-    def min_steps(self, schedules: Mapping[str, int]) -> int | None:
-        return self.t.zeroed_patience
 
     def observe(self, view: StepView) -> HealthEvent | None:
         if view.skipped:
