@@ -52,7 +52,7 @@ def summary_lines(s: HealthSummary) -> list[str]:
         lines.append(f"  time in failing states over {s.judged} steps: {spent}; state at the end: {end}")
     if s.ended_at_chance and s.final_loss is not None and s.chance_loss is not None:
         lines.append(f"  ended at chance level: training loss {s.final_loss:.3f} against ln C = {s.chance_loss:.3f}"
-                     " — the network has not learned, whatever its gradients look like")
+                     " — the network has not learned (whatever its gradients look like)")
     if s.blind_to:
         lines.append(f"  coverage: partial — too short (or instrument off) for: {', '.join(s.blind_to)}")
     if s.plots:
