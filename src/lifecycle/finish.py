@@ -6,7 +6,7 @@ are printed, not logged; `objective` is what `main()` hands a Hydra sweeper (Opt
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +70,9 @@ def objective(cfg: DictConfig, result: JobResult) -> float | None:
                       f"its metrics are {sorted(result.metrics)}")
 
 
-def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any) -> None:
-    """The run's name, id and outcome, where the first NaN came from, test/acc, and where to look."""
+def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any, health: Sequence[str] = ()) -> None:
+    """The run's name, id and outcome, where the first NaN came from, the health summary's lines
+    (`src/monitor/summary.py`), test/acc, and where to look."""
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
 
@@ -79,6 +80,8 @@ def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any) -> Non
     print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run.outcome}")
     if forensics:
         print(f"Forensics: {forensics}")
+    for line in health:
+        print(line)
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
     print(f"Open the UI: {ui_command(uri)}")

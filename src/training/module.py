@@ -11,7 +11,8 @@ calls right after theirs and before clipping and the optimizer step, then adds t
 gradient (`src/training/penalty_gradient.py`). What monitors may read, on the device:
 `window_loss` (the data loss of the coming optimizer step: the mean over its accumulated
 micro-batches), `penalty_grad_norms` (the penalty gradient's norm per trainable parameter, set at
-this module's `on_before_optimizer_step`) and `num_classes`.
+this module's `on_before_optimizer_step`), `num_classes`, `net` and `penalty()`: together the
+`src.monitor.monitored.Monitored` protocol, which the monitor checks at `setup` (a rename fails loudly).
 """
 
 from __future__ import annotations
