@@ -112,6 +112,15 @@ def time_bare(net: nn.Module, data: TensorExamples, run: ModelRun, device: str, 
     return (time.perf_counter() - start) * 1000 / run.steps
 
 
+def precision_args(precision: str, device: str) -> dict[str, Any]:
+    """`Trainer` arguments for `precision`: 16-mixed on the CPU is Lightning's plugin with a CPU `GradScaler`."""
+    if precision == "16-mixed" and device == "cpu":
+        from pytorch_lightning.plugins.precision import MixedPrecision
+
+        return {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}
+    return {"precision": precision}
+
+
 class StepClock(pl.Callback):
     """Reads the clock at the start of batch `warmup` and at the end of training (synchronized on a GPU)."""
 
@@ -153,7 +162,8 @@ def fit(
     module = ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
     clock = StepClock(run.warmup, device)
     trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision, max_steps=run.total,
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
+        **precision_args(precision, device),
         logger=store.logger(), callbacks=[clock, *callbacks], log_every_n_steps=run.log_every,
         limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False,
