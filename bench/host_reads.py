@@ -7,7 +7,8 @@ emulation flags, on the calling thread only (the monitor's background writer may
 meanwhile):
 
 - the operators that read a tensor's value or a data-dependent shape back to the host on a GPU, as the
-  dispatcher sees them (`item()`, `float(t)`, `bool(t)`, `nonzero`, `masked_select`, `unique`, `equal`, ...);
+  dispatcher sees them (`item()`, `float(t)`, `bool(t)`, `nonzero`, `masked_select`, `unique`, `equal`,
+  indexing with a boolean mask, ...);
 - the tensor methods that copy to host memory and wait: `.cpu()`, `.tolist()`, `.numpy()`.
 
 Not flagged (as CUDA does not flag them): launching kernels, non-blocking copies, reading a tensor's shape.
@@ -30,6 +31,7 @@ SYNCING = {  # operators whose result (a Python number or a data-dependent shape
     aten._local_scalar_dense, aten.nonzero, aten.masked_select, aten._unique2, aten.unique_dim,
     aten.unique_consecutive, aten.is_nonzero, aten.equal, aten.repeat_interleave, aten.masked_scatter,
 }
+MASKED = {aten.index, aten.index_put, aten.index_put_}  # with a boolean mask: a `nonzero` inside the kernel
 METHODS = ("cpu", "tolist", "numpy")
 
 
@@ -41,6 +43,9 @@ class _SyncingOps(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         if func.overloadpacket in SYNCING:
             raise HostRead(f"{func} reads a device value on the host")
+        if func.overloadpacket in MASKED and any(
+                isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1] or ()):
+            raise HostRead(f"{func} with a boolean mask reads the mask's count on the host")
         return func(*args, **(kwargs or {}))
 
 
