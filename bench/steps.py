@@ -85,17 +85,19 @@ def _synchronize(device: str) -> None:
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16-mixed":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    if precision in ("bf16-mixed", "16-mixed"):
+        return torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16-mixed" else torch.float16)
     if precision != "32-true":
-        raise ValueError(f"the bare loop runs 32-true and bf16-mixed, not {precision}")
+        raise ValueError(f"the bare loop runs 32-true, bf16-mixed and 16-mixed, not {precision}")
     return contextlib.nullcontext()
 
 
 def time_bare(net: nn.Module, data: TensorExamples, run: ModelRun, device: str, precision: str = "32-true") -> float:
-    """Plain PyTorch: batch to the device, forward, cross-entropy, zero_grad, backward, SGD step (ms/step)."""
+    """Plain PyTorch: batch to the device, forward, cross-entropy, zero_grad, backward, SGD step (ms/step);
+    16-mixed through a `GradScaler`, as Lightning's plugin does."""
     net = copy.deepcopy(net).to(device).train()
     optimizer = sgd(net.parameters())
+    scaler = torch.amp.GradScaler(device, enabled=precision == "16-mixed")
     start = 0.0
     for i in range(run.total):
         if i == run.warmup:
@@ -106,8 +108,9 @@ def time_bare(net: nn.Module, data: TensorExamples, run: ModelRun, device: str, 
         with autocast(device, precision):
             loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     _synchronize(device)
     return (time.perf_counter() - start) * 1000 / run.steps
 

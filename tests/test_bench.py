@@ -67,6 +67,7 @@ def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
     proc = run_script("scripts/gpu_check.py", "--cpu", "--models", "vgg19")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     out = proc.stdout
-    assert out.count("skipped: needs CUDA") == 2  # the sync check and the 16-mixed run
-    assert "32-true" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 2
+    assert out.count("skipped: needs CUDA") == 1  # the 16-mixed skipped-step count; the sync check is emulated
+    assert "(CPU emulation)" in out and out.count("0 host reads between flushes") == 3 * (len(MODES) - 2)
+    assert "16-mixed" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 3
     assert "all checks passed" in out
