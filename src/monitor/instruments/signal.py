@@ -35,11 +35,14 @@ from src.monitor.instruments.base import Instrument, Sample, per_layer
 from src.monitor.instruments.base import _label as label_key
 
 
-def device_scale(scaler: Any) -> Tensor:
-    """A copy of the `GradScaler`'s current scale on its device, without a host read (`get_scale()` reads it).
-    The scale tensor is torch's private `_get_scale_async()`; without it, the public read."""
+def device_scale(scaler: Any, device: torch.device) -> Tensor:
+    """A copy of the `GradScaler`'s current scale on `device`, without a host read (`get_scale()` reads it).
+    The scale tensor is torch's private `_get_scale_async()`; before the scaler's first use, or without that
+    method, the public `get_scale()` (a host number then, filled on the device by a kernel, not copied)."""
     scale = getattr(scaler, "_get_scale_async", lambda: None)()
-    return scale.detach().clone().float().reshape(()) if isinstance(scale, Tensor) else torch.tensor(scaler.get_scale())
+    if isinstance(scale, Tensor):
+        return scale.detach().float().reshape(()).clone()
+    return torch.full((), float(scaler.get_scale()), device=device)
 
 
 class SignalInstrument(Instrument):
@@ -82,7 +85,7 @@ class SignalInstrument(Instrument):
         if not self._norms:
             return
         scaler = grad_scaler(trainer)
-        norms = self._norms + ([device_scale(scaler)] if scaler is not None else [])
+        norms = self._norms + ([device_scale(scaler, self._norms[0].device)] if scaler is not None else [])
         self.rows.append((step, [], torch.stack(norms)))  # one device row; its layout stays on the host
         self._layout.append((self._calls, scaler is not None))
         self._norms, self._calls = [], []
