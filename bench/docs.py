@@ -58,12 +58,17 @@ def block(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    source = Path((argv or sys.argv[1:])[0])
+    """`python -m bench.docs A.json [B.json ...]`: the JSONs' keys merged (a later file's `ops` or `context`
+    key replaces an earlier one's), then the block written."""
+    sources = [Path(p) for p in (argv or sys.argv[1:])]
+    data: dict = {}
+    for source in sources:
+        data.update(json.loads(source.read_text()))
     doc = ROOT / "docs" / "performance.md"
     text = doc.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    doc.write_text(text[:start] + block(json.loads(source.read_text())) + text[end:])
-    print(f"wrote the measured tables of {doc} from {source}")
+    doc.write_text(text[:start] + block(data) + text[end:])
+    print(f"wrote the measured tables of {doc} from {', '.join(map(str, sources))}")
     return 0
 
 

@@ -74,10 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="step rounds per checkout")
     parser.add_argument("--runs", type=int, default=3, help="default-run rounds (0 = none)")
     parser.add_argument("--no-ops", action="store_true", help="skip the operator counts")
+    parser.add_argument("--ops-only", action="store_true", help="only the operator counts (exact, any load)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     checkouts = {"after": ROOT, "before": args.baseline.resolve()}
+    if args.ops_only:
+        args.json.write_text(json.dumps({"ops": {n: count_ops_of(p, OPS_MODES) for n, p in checkouts.items()}},
+                                        indent=2) + "\n")
+        return 0
     data: dict = {"context": {"uptime_start": uptime()}, "steps": {k: [] for k in checkouts}}
     for r in range(args.rounds):
         for name in list(checkouts)[r % 2:] + list(checkouts)[: r % 2]:
