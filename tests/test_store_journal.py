@@ -111,3 +111,13 @@ def test_a_failed_write_is_raised_after_success_and_logged_with_its_rows_after_a
         else:
             logger.finalize(status)
             assert "2 metric rows were not written" in caplog.text
+
+
+def test_a_saved_checkpoint_drains_the_queue(tmp_path: Path) -> None:
+    _, mlflow_client = new_store(tmp_path)
+    run_id = mlflow_client.create_run(mlflow_client.create_experiment("e")).info.run_id
+    logger = RunLogger(mlflow_client, run_id, rows_interval_s=60.0)  # nothing would be sent for a minute
+    logger.log_metrics({"train/loss": 0.5}, step=7)
+    logger.after_save_checkpoint(None)
+    assert [m.step for m in mlflow_client.get_metric_history(run_id, "train/loss")] == [7]
+    logger.finalize("success")

@@ -19,7 +19,9 @@ disk), more than a small network's step. `log_metrics` hands its rows to a backg
 calls at the end of every `fit`/`test`, on an exception and on a signal, sends what is queued and
 waits, so the run's status is set after its last metric is in. A write that failed is raised there
 after a successful fit; after a failed one it is logged with the number of rows lost, and the
-original error goes on. A SIGKILL loses at most the last `rows_interval_s` seconds of step metrics.
+original error goes on. After each checkpoint is saved the queue is drained too (`after_save_checkpoint`):
+a SIGKILL loses at most the step metrics queued since the last checkpoint, and a resume re-trains (and
+re-logs) exactly those steps.
 """
 
 from __future__ import annotations
@@ -82,6 +84,13 @@ class RunLogger(Logger):
         if self._writer is None:
             self._writer = BackgroundWriter(self, None, self.rows_interval_s, name="gradreg-metrics-writer")
         self._writer.submit(FlushOutput(None, [(k, v, step or 0) for k, v in metrics.items()], None, None))
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Send what is queued and wait: a run killed later and resumed from this checkpoint re-trains only
+        the steps after it, so every step before it must be in the store already."""
+        if self._writer is not None:
+            self._writer.drain()
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
