@@ -22,10 +22,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pydantic.fields import FieldInfo
 
 import src  # noqa: F401 - registers the config resolvers
-from src.config import ConfigError, validate
-from src.config.types import writable_dir
+from src.config import validate
 from src.config.validation import nodes, settings_of
 from src.paths import CONFIG_DIR, PROJECT_ROOT
+from src.settings import ConfigError
+from src.settings.types import writable_dir
 from tests.mlflow_reads import all_runs
 
 UNDER_A_FILE = str(Path(__file__).resolve() / "sub")  # a "directory" inside a regular file: never writable
@@ -258,7 +259,7 @@ def test_hand_written_keys_are_real_arguments_of_their_targets() -> None:
     from hydra.utils import get_object
 
     from src.config import callbacks, optim, sched, trainer
-    from src.config.signature import signature_schema, typed_dict_schema
+    from src.settings.signature import signature_schema, typed_dict_schema
 
     for table in (optim.SCHEMAS, sched.SCHEMAS, trainer.SCHEMAS, callbacks.SCHEMAS):
         for name, settings in table.items():

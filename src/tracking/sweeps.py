@@ -117,8 +117,8 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
             return
-        from src.lifecycle.liveness import Heartbeat, process_tags
-        from src.lifecycle.reaper import liveness_settings, reap_at_start
+        from src.tracking.liveness import Heartbeat, process_tags
+        from src.tracking.reaper import liveness_settings, reap_at_start
 
         heartbeat_s, _, _ = liveness_settings()
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -180,7 +180,7 @@ class MlflowSweepCallback(Callback):
         """
         if self._open is None:
             return
-        from src.lifecycle.reaper import liveness_settings, reap
+        from src.tracking.reaper import liveness_settings, reap
         from src.tracking.sweep_tally import child_runs
 
         state, self._open = self._open, None
