@@ -64,6 +64,7 @@ def test_gpu_check_without_cuda_says_so_and_measures_nothing() -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # every monitor mode in three precisions under the sync emulation, then the step table: minutes
 def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
     proc = run_script("scripts/gpu_check.py", "--cpu", "--models", "vgg19")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
