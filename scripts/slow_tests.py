@@ -25,6 +25,7 @@ RUNS = ("src/lifecycle/", "src/tracking/", "src/config/", "conf/trainer/", "conf
 AREAS: dict[str, tuple[str, ...]] = {  # slow test file -> path prefixes whose change must run it
     "tests/test_bench.py": ("src/monitor/", "src/training/", "src/foreach.py", "src/amp.py", "bench/",
                             "scripts/bench_monitor.py"),
+    "tests/test_host_reads.py": ("src/monitor/", "src/amp.py", "src/foreach.py", "bench/"),
     "tests/test_calibration_zoo.py": ("src/monitor/", "src/models/", "src/training/", "tests/zoo_table.py"),
     "tests/test_ddp_cpu.py": (*RUNS, "src/monitor/", "src/training/"),
     "tests/test_ddp_batches.py": (*RUNS, "src/training/data/"),
