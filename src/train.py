@@ -120,7 +120,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"Forensics: {forensics}")
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
-    print(f"Open the UI: {ui_command(uri)}")
+    if not in_multirun():  # a sweep prints it once, when it ends (src/tracking/sweeps.py)
+        print(f"Open the UI: {ui_command(uri)}")
     print(f"Run page:    {run_url(ui_base_url(uri), info.experiment_id, info.run_id)}\n")
     return metrics
 

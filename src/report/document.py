@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from src.report import plots
-from src.report.table import Row, build_rows, latest_sweep_id, markdown_table, runs_table, sweep_runs
+from src.report.table import (
+    INSTRUMENTS,
+    Row,
+    build_rows,
+    latest_sweep_id,
+    markdown_table,
+    runs_table,
+    sweep_runs,
+)
 from src.tracking.client import search_all_runs
 
 
@@ -39,13 +47,22 @@ def select(mlflow_client: Any, args: argparse.Namespace) -> tuple[str, Any | Non
     return sweep_id, parent, runs, f"sweep `{sweep_id}`"
 
 
+def interval_record(interval: Any) -> dict[str, Any] | None:
+    return None if interval is None else {"estimate": interval.estimate, "lo": interval.lo, "hi": interval.hi,
+                                          "n": interval.n}
+
+
 def row_record(row: Row) -> dict[str, Any]:
     """The figures of one table row, machine-readable (None = not measured)."""
     return {
         "model": row.model, "reg": row.reg, "optim": row.optim, "variant": row.variant,
-        "run_ids": [r.run_id for r in row.runs], "outcomes": dict(row.outcomes),
+        "settings": dict(row.settings), "n": len(row.runs),
+        "run_ids": [r.run_id for r in row.runs], "seeds": [r.seed for r in row.runs], "outcomes": dict(row.outcomes),
         "test_acc": row.test_acc, "test_acc_mean": row.test_acc_mean, "test_acc_std": row.test_acc_std,
+        "test_acc_interval": interval_record(row.test_acc_interval),
         "max_grad_norm": row.max_grad_norm, "min_first_last_ratio": row.min_first_last_ratio,
+        "instruments": {name: interval_record(row.instrument(name)) for name in INSTRUMENTS},
+        "time_in_state": row.time_in_state,
         "first_event_step": row.first_event_step, "events": dict(row.events), "verdicts": dict(row.verdicts),
     }
 
@@ -73,7 +90,13 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
     if shared:
         lines += ["Settings shared by every run: `" + " ".join(shared) + "`", ""]
     lines += ["## Outcome and gradient health per model x regularizer", "", markdown_table(rows), "",
-              "Test acc: last `test/acc`, mean ± sample std over seeds (n = runs that reached the test). "
+              "One row per configuration: every setting that varies across these runs except the seed "
+              "(Setting: what tells rows of one model, regularizer and optimizer apart), so n counts seeds. "
+              "Test acc: last `test/acc`, mean over seeds with its 95% t-interval (n = runs that reached the "
+              "test). Time in state: mean fraction of judged steps healthy or in each event kind "
+              "(`health/frac_*`). Min signal ratio (`signal/first_last_ratio`), max λ_max "
+              "(`sharpness/lambda_max`): each run's extreme, geometric mean over seeds [95% CI]; max dead frac "
+              "(`dead/max`): mean over seeds [95% CI]. "
               "Verdict: each run's `health.verdict` (its first sustained gradient-health problem, or healthy), "
               "counted over seeds. "
               "Max ‖g‖: largest data-gradient `grad/global_norm` logged; min first/last: smallest "

@@ -2,7 +2,8 @@
 
 `MlflowSweepCallback` runs in the process that launches the sweep (the login node on SLURM):
 
-- `on_multirun_start`, before any job or worker exists: creates the store (sqlite schema) and the
+- `on_multirun_start`, before any job or worker exists: checks every job's config
+  (`src/tracking/sweep_validation.py`; one bad job refuses the sweep, exit 2, nothing created); creates the store (sqlite schema) and the
   experiment, so parallel jobs never race to create either; closes lost runs (the reaper); opens
   the parent run with the launcher's liveness tags and heartbeat; writes
   `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id, launcher pid). Jobs
@@ -115,6 +116,9 @@ class MlflowSweepCallback(Callback):
         return {"enabled": self.enabled, "_open": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from src.tracking.sweep_validation import validate_sweep
+
+        validate_sweep(config)  # every job's config, before anything exists; exit 2 when one is invalid
         if not self.enabled:
             return
         from src.lifecycle.liveness import Heartbeat, process_tags
