@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from src.tracking.params import flatten
+from src.tracking.params import flatten, is_location
 from src.tracking.redaction import scrub
 from tests.servers import mlflow_server, postgres_cluster
 from tests.sweeps import TINY, run_sweep, tail
@@ -51,8 +51,10 @@ def test_parallel_sweep_on_a_postgres_backed_server(tmp_path: Path, server_on_po
         assert tags["mlflow.parentRunId"] == parent.info.run_id and tags["host"] and tags["pid"]
         local = tmp_path / "artifacts-of" / run_id
         config = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(local)))
-        expected = {k: v[:6000] for k, v in scrub(flatten(OmegaConf.to_container(config))).items()}
+        flat = scrub(flatten(OmegaConf.to_container(config)))
+        expected = {k: v[:6000] for k, v in flat.items() if not is_location(k)}
         assert run.data.params == expected, "every param is the resolved config's value, and nothing else"
+        assert {f"location.{k}" for k in flat if is_location(k)} <= set(tags), "locations are tags"
         overrides = OmegaConf.load(client.download_artifacts(run_id, "config/overrides.yaml", str(local)))
         assert f"seed={run.data.params['seed']}" in overrides
         assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == list(range(max_steps))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from src.report import plots
+from src.report.dashboard import FILE_NAME, log_dashboard, write_dashboard
 from src.report.table import (
     INSTRUMENTS,
     Row,
@@ -79,6 +80,7 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
             mlflow_client, rows, "train/loss", out_dir / "train_loss.png", "training loss (data term)"),
         "gradient_flow.png": plots.gradient_flow(mlflow_client, rows, out_dir / "gradient_flow.png"),
     }
+    write_dashboard(mlflow_client, rows, f"Gradient health: {what}", out_dir / FILE_NAME)
     (out_dir / "report.json").write_text(json.dumps({"id": report_id, "rows": [row_record(r) for r in rows]}, indent=1))
     lines = [f"# Report: {report_id}", "",
              f"{what} · {len(runs)} runs in {len(rows)} groups · store `{mlflow_client.tracking_uri}` · "
@@ -92,8 +94,8 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
     lines += ["## Outcome and gradient health per model x regularizer", "", markdown_table(rows), "",
               "One row per configuration: every setting that varies across these runs except the seed "
               "(Setting: what tells rows of one model, regularizer and optimizer apart), so n counts seeds. "
-              "Test acc: last `test/acc`, mean over seeds with its 95% t-interval (n = runs that reached the "
-              "test). Time in state: mean fraction of judged steps healthy or in each event kind "
+              "Test acc: last `test/acc`, mean over seeds with a 95% t-interval on the logit scale (n = runs "
+              "that reached the test). Time in state: mean fraction of judged steps healthy or in each event kind "
               "(`health/frac_*`). Min signal ratio (`signal/first_last_ratio`), max λ_max "
               "(`sharpness/lambda_max`): each run's extreme, geometric mean over seeds [95% CI]; max dead frac "
               "(`dead/max`): mean over seeds [95% CI]. "
@@ -112,7 +114,20 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
               "![gradient flow](gradient_flow.png)" if figures["gradient_flow.png"]
               else "No run logged per-layer gradient metrics.", "",
               "Each run's own gradient-flow heatmap is an artifact of that run in MLflow.", "",
+              f"The interactive gradient-health dashboard (timelines, layer x run heat maps, depth profiles): "
+              f"[{FILE_NAME}]({FILE_NAME}).", "",
               "## Runs", "", runs_table(rows), ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines))
     return md
+
+
+def sweep_dashboard(mlflow_client: Any, sweep_id: str, out_dir: Path) -> str | None:
+    """Make the sweep's dashboard from its job runs and log it on its parent run; its artifact path
+    (None when the sweep has no parent or no job run)."""
+    parent, runs = sweep_runs(mlflow_client, sweep_id)
+    if parent is None or not runs:
+        return None
+    rows, _ = build_rows(mlflow_client, runs)
+    path = write_dashboard(mlflow_client, rows, f"Gradient health: sweep {sweep_id}", out_dir / FILE_NAME)
+    return log_dashboard(mlflow_client, parent.info.run_id, path)

@@ -8,7 +8,8 @@ records:
 
 - outcome: the `outcome` tag (`completed`, `diverged`, `failed`, `interrupted`), or the MLflow
   status for runs without one (`running` while a job still trains);
-- test accuracy: the last `test/acc`, mean with its 95% t-interval over the runs that have one;
+- test accuracy: the last `test/acc`, mean over the runs that have one with a 95% t-interval on the
+  logit scale (it stays inside [0, 1]);
 - max global gradient norm: the largest `grad/global_norm` over all logged steps of all runs;
 - min first/last ratio: the smallest `grad/first_last_ratio` over all steps of all runs;
 - instruments, each run's extreme over its steps, then the geometric mean over seeds with its 95%
@@ -92,7 +93,8 @@ class Row:
 
     @property
     def test_acc_interval(self) -> Interval | None:
-        return t_interval(self.test_acc)
+        """The mean accuracy with a 95% t-interval taken on the logit scale, so that it stays inside [0, 1]."""
+        return logit_interval(self.test_acc)
 
     def instrument(self, name: str) -> Interval | None:
         """The seeds' summary of one instrument (geometric or arithmetic mean with its 95% interval)."""
@@ -105,6 +107,17 @@ class Row:
     def time_in_state(self) -> dict[str, float]:
         """Mean fraction of judged steps in each state over the runs that logged it."""
         return {s: statistics.fmean(v) for s, v in sorted(self.state_fractions.items()) if v}
+
+
+def logit_interval(values: list[float]) -> Interval | None:
+    """Mean of fractions in [0, 1] with the t-interval of their logits given back (inside [0, 1]);
+    0 and 1 count as 1e-6 and 1 − 1e-6 on the logit scale."""
+    if not values:
+        return None
+    logits = [math.log(p / (1 - p)) for p in (min(max(v, 1e-6), 1 - 1e-6) for v in values)]
+    interval = t_interval(logits)
+    back = [None if x is None else 1 / (1 + math.exp(-x)) for x in (interval.lo, interval.hi)]
+    return Interval(statistics.fmean(values), back[0], back[1], len(values))
 
 
 def _max(values: list[float]) -> float | None:

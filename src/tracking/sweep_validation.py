@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 from omegaconf import DictConfig, open_dict, read_write
 
 MAX_SHOWN = 20  # failing jobs listed in full; the rest are counted

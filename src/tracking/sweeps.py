@@ -3,16 +3,18 @@
 `MlflowSweepCallback` runs in the process that launches the sweep (the login node on SLURM):
 
 - `on_multirun_start`, before any job or worker exists: checks every job's config
-  (`src/tracking/sweep_validation.py`; one bad job refuses the sweep, exit 2, nothing created); creates the store (sqlite schema) and the
-  experiment, so parallel jobs never race to create either; closes lost runs (the reaper); opens
-  the parent run with the launcher's liveness tags and heartbeat; writes
+  (`src/tracking/sweep_validation.py`; one bad job refuses the sweep, exit 2, nothing created);
+  creates the store (sqlite schema) and the experiment, so parallel jobs never race to create
+  either; closes lost runs (the reaper); opens the parent run with the launcher's liveness tags and heartbeat; writes
   `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id, launcher pid). Jobs
   find that file through their own Hydra config (`hydra.sweep.dir`), whatever the launcher:
   basic, joblib, submitit.
 - `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): closes jobs whose
   process died as `lost`, counts the outcomes and closes the parent by the rule in
   `src/tracking/sweep_tally.py` (FINISHED when every job completed or diverged). Tags `sweep_jobs`,
-  `sweep_planned_jobs` and `sweep_outcomes` say what happened.
+  `sweep_planned_jobs` and `sweep_outcomes` say what happened. Before the parent ends, the sweep's
+  gradient-health dashboard (`src/report/dashboard.py`) is logged on it as
+  `dashboard/gradient_health.html`; the UI command is printed here once, not by every job.
 
 The parent is created eagerly, in the launching process, because that is the one place where no
 two jobs can race to create it (nor the store, nor the experiment) on any launcher or file system.
@@ -98,6 +100,34 @@ def planned_jobs(config: DictConfig) -> int:
     except Exception:  # noqa: BLE001 - e.g. glob() choices need the config loader: count what starts
         return 0
     return math.prod(sizes.values())
+
+
+def make_dashboard(mlflow_client: Any, sweep_id: str, sweep_dir: Path) -> str | None:
+    """The sweep's gradient-health dashboard on its parent run (`src/report/dashboard.py`); its artifact
+    path, or None. A dashboard that cannot be made costs a line, never the sweep's outcome."""
+    try:
+        from src.report.document import sweep_dashboard
+
+        return sweep_dashboard(mlflow_client, sweep_id, sweep_dir / "dashboard")
+    except Exception as err:  # noqa: BLE001 - the jobs' results are already safe in the store
+        why = str(err).splitlines()[0] if str(err) else ""
+        print(f"MLflow sweep {sweep_id}: no dashboard ({type(err).__name__}: {why}); "
+              f"`python scripts/report.py --sweep {sweep_id}` makes it")
+        return None
+
+
+def print_ui_lines(mlflow_client: Any, parent_run_id: str, dashboard: str | None) -> None:
+    """Once per sweep (its jobs do not repeat it): how to open the UI, and the parent run's page."""
+    from src.tracking.store import ui_command
+    from src.tracking.ui_links import run_url, ui_base_url
+
+    uri = mlflow_client.tracking_uri
+    experiment_id = mlflow_client.get_run(parent_run_id).info.experiment_id
+    page = run_url(ui_base_url(uri), experiment_id, parent_run_id)
+    print(f"Open the UI: {ui_command(uri)}")
+    print(f"Sweep page:  {page}")
+    if dashboard:
+        print(f"Dashboard:   {page.replace('?', f'/artifacts/{dashboard}?', 1)}")
 
 
 class MlflowSweepCallback(Callback):
@@ -204,7 +234,9 @@ class MlflowSweepCallback(Callback):
             print(f"MLflow sweep {state['sweep_id']}: none of its {jobs} jobs created a run (see their errors "
                   f"above) -> parent run {parent} deleted")
             return
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial
+        dashboard = make_dashboard(mlflow_client, state["sweep_id"], state["sweep_dir"])  # before the parent ends
         status = record_tally(mlflow_client, parent, jobs, started, outcomes)
-        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
         text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
+        print_ui_lines(mlflow_client, parent, dashboard)
