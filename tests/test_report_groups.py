@@ -14,7 +14,8 @@ from src.report.dashboard_data import segments
 from src.report.records import RunRecord
 from src.report.table import build_rows, markdown_table
 
-ARM_PARAMS = {"model._target_": "src.models.lenet.lenet5", "optim._target_": "torch.optim.SGD", "reg.l2.mode": "penalty"}
+ARM_PARAMS = {"model._target_": "src.models.lenet.lenet5", "optim._target_": "torch.optim.SGD",
+              "reg.l2.mode": "penalty"}
 
 
 def log_run(client, experiment_id: str, name: str, params: dict, metrics: dict | None = None,  # noqa: ANN001
