@@ -205,7 +205,7 @@ async def resize_column(page: Browser, header: str, width_px: float) -> None:
 
 
 async def shoot(
-    base: str, target: Target, out: Path, size: tuple[int, int], charts: tuple[str, str]
+    base: str, target: Target, out: Path, size: tuple[int, int], charts: tuple[str, str], dashboard_scroll: int = 0
 ) -> tuple[dict[str, str], dict[str, bool]]:
     """Take the four screenshots; return their paths and what the runs table showed (`checks`)."""
     shots: dict[str, str] = {}
@@ -241,11 +241,11 @@ async def shoot(
         await asyncio.sleep(2)
         shots["run_artifacts"] = str(await page.screenshot(out / "run_artifacts.png"))
         if target.dashboard:
-            shots["sweep_dashboard"] = str(await shoot_dashboard(page, base, target, out))
+            shots["sweep_dashboard"] = str(await shoot_dashboard(page, base, target, out, dashboard_scroll))
     return shots, checks
 
 
-async def shoot_dashboard(page: Browser, base: str, target: Target, out: Path) -> Path:
+async def shoot_dashboard(page: Browser, base: str, target: Target, out: Path, scroll_px: int = 0) -> Path:
     """The sweep's gradient-health dashboard as the parent run's artifact view shows it (an iframe)."""
     url = (f"{base}/#/experiments/{target.experiment_id}/runs/{target.parent_run_id}/artifacts/{target.dashboard}"
            f"?{VIEW_QUERY}")
@@ -253,6 +253,11 @@ async def shoot_dashboard(page: Browser, base: str, target: Target, out: Path) -
     await page.wait_for("[...document.querySelectorAll('iframe')].some(f => f.getBoundingClientRect().height > 200)",
                         90, "the dashboard's frame")
     await asyncio.sleep(12)  # the frame parses 5 MB of Plotly, then draws every figure
+    if scroll_px:  # past the page's heading, to the strip and the first heat map (the UI sandboxes the frame)
+        x, y = await page.evaluate("(() => { const r = document.querySelector('iframe').getBoundingClientRect();"
+                                   " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        await page.wheel(x, y, scroll_px)
+        await asyncio.sleep(2)
     return await page.screenshot(out / "sweep_dashboard.png")
 
 
@@ -280,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1440, help="browser width in pixels")
     parser.add_argument("--height", type=int, default=900, help="browser height in pixels")
     parser.add_argument("--max-kb", type=int, default=150, help="largest PNG size in kB")
+    parser.add_argument("--dashboard-scroll", type=int, default=0, help="pixels to scroll the dashboard down")
     args = parser.parse_args(argv)
     if not args.store.startswith("sqlite:///"):
         parser.error(f"--store={args.store!r} is not allowed; it must be a local sqlite:/// store (the script "
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     target = choose(args.store, args.experiment, args.sweep)
     with mlflow_ui(args.store, args.out / "mlflow_ui.log") as base:
         shots, checks = asyncio.run(shoot(base, target, args.out, (args.width, args.height),
-                                          (args.charts, args.run_charts)))
+                                          (args.charts, args.run_charts), args.dashboard_scroll))
     (args.out / "mlflow_ui.log").unlink(missing_ok=True)
     sizes = {name: shrink_png(Path(path), args.max_kb * 1000) for name, path in shots.items()}
     record = {"target": asdict(target), "checks": checks, "bytes": sizes}

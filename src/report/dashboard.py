@@ -39,7 +39,8 @@ FILE_NAME = "gradient_health.html"
 ARTIFACT_DIR = "dashboard"  # on the sweep's parent run
 STATE_COLOURS = {"healthy": "#2ca02c", "vanishing": "#1f77b4", "exploding": "#d62728", "nonfinite": "#000000",
                  "divergence": "#8c564b", "stalled": "#9467bd", "dead_units": "#7f7f7f", "unstable": "#ff7f0e"}
-ROW_PX = 24  # height of one run in the strip and the heat maps
+ROW_PX = 24  # height of one run in the heat maps
+STRIP_PX = 16  # and in the timeline strip
 
 
 def colour(state: str) -> str:
@@ -67,7 +68,7 @@ def timeline_strip(mlflow_client: Any, rows: list[Row]) -> go.Figure:
             shown.add(seg.state)
     labels = [label for _, label in runs]
     fig.update_layout(barmode="overlay", title="Health state over training (one bar per run; hatched: verdict only)",
-                      xaxis_title="optimizer step", height=160 + ROW_PX * max(len(runs), 1),
+                      xaxis_title="optimizer step", height=160 + STRIP_PX * max(len(runs), 1),
                       yaxis={"autorange": "reversed", "type": "category", "categoryorder": "array",
                              "categoryarray": labels, "tickmode": "array", "tickvals": labels},
                       margin={"l": 10})
