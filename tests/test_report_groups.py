@@ -71,10 +71,10 @@ def test_instrument_and_time_in_state_columns(mlflow_client) -> None:
     runs = [
         arm_run(mlflow_client, exp, "0.001", 0, 0.5, metrics={
             "signal/first_last_ratio": [0.5, 1e-3, 0.1], "dead/max": [0.1, 0.4], "sharpness/lambda_max": [3.0, 10.0],
-            "health/frac_healthy": [0.75], "health/frac_vanishing": [0.25]}),
+            "health/frac_healthy": [0.75], "health/frac_vanishing": [0.25]}, tags={"health.final_state": "healthy"}),
         arm_run(mlflow_client, exp, "0.001", 1, 0.5, metrics={
             "signal/first_last_ratio": [1e-1], "dead/max": [0.2], "sharpness/lambda_max": [1000.0],
-            "health/frac_healthy": [0.25], "health/frac_vanishing": [0.75]}),
+            "health/frac_healthy": [0.25], "health/frac_vanishing": [0.75]}, tags={"health.final_state": "vanishing"}),
     ]
     (row,), _ = build_rows(mlflow_client, [mlflow_client.get_run(i) for i in runs])
     assert row.instruments == {"signal_ratio": [1e-3, 1e-1], "dead_max": [0.4, 0.2], "sharpness_max": [10.0, 1000.0]}
@@ -83,7 +83,9 @@ def test_instrument_and_time_in_state_columns(mlflow_client) -> None:
     assert row.instrument("dead_max").estimate == pytest.approx(0.3)
     assert row.time_in_state == {"healthy": 0.5, "vanishing": 0.5}
     line = markdown_table([row]).splitlines()[-1]
-    assert "| healthy 0.50, vanishing 0.50 |" in line and "| 0.01 [" in line and "| 100 [" in line
+    assert dict(row.final_states) == {"healthy": 1, "vanishing": 1}
+    assert "| healthy 1, vanishing 1 | healthy 0.50, vanishing 0.50 |" in line
+    assert "| 0.01 [" in line and "| 100 [" in line
 
 
 def test_runs_logged_without_their_config_fall_back_to_overrides(mlflow_client) -> None:

@@ -65,6 +65,7 @@ def row_record(row: Row) -> dict[str, Any]:
         "instruments": {name: interval_record(row.instrument(name)) for name in INSTRUMENTS},
         "time_in_state": row.time_in_state,
         "first_event_step": row.first_event_step, "events": dict(row.events), "verdicts": dict(row.verdicts),
+        "final_states": dict(row.final_states),
     }
 
 
@@ -95,7 +96,8 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
               "One row per configuration: every setting that varies across these runs except the seed "
               "(Setting: what tells rows of one model, regularizer and optimizer apart), so n counts seeds. "
               "Test acc: last `test/acc`, mean over seeds with a 95% t-interval on the logit scale (n = runs "
-              "that reached the test). Time in state: mean fraction of judged steps healthy or in each event kind "
+              "that reached the test). Final state: `health.final_state` counted (the state at the end). "
+              "Time in state: mean fraction of judged steps healthy or in each event kind "
               "(`health/frac_*`). Min signal ratio (`signal/first_last_ratio`), max λ_max "
               "(`sharpness/lambda_max`): each run's extreme, geometric mean over seeds [95% CI]; max dead frac "
               "(`dead/max`): mean over seeds [95% CI]. "

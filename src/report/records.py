@@ -93,6 +93,24 @@ def setting_label(key: str, value: str | None) -> str:
     return f"{key}=∅" if value is None else part(key, value)
 
 
+def shared_overrides(records: list[RunRecord]) -> list[str]:
+    """Overrides every run has (the sweep's fixed settings), in the first run's order."""
+    if not records:
+        return []
+    common = set(records[0].overrides).intersection(*(r.overrides for r in records[1:]))
+    return [o for o in records[0].overrides if o in common]
+
+
+def sort_value(value: str | None) -> tuple[int, float, str]:
+    """Order of a setting's values: missing first, numbers by size, then words."""
+    if value is None:
+        return (0, 0.0, "")
+    try:
+        return (1, float(value), "")
+    except ValueError:
+        return (2, 0.0, value)
+
+
 def stored_value(value: float) -> float:
     """MLflow stores ±Inf as ±float max: give the infinity back."""
     return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value

@@ -17,7 +17,8 @@ records:
   max dead-unit fraction `dead/max` (mean over seeds);
 - time in each state: `health/frac_<state>` (fraction of judged steps spent healthy or in each event
   kind), the mean over seeds;
-- verdict: the runs' `health.verdict` tags counted (`healthy 2, stalled 1`);
+- verdict: the runs' `health.verdict` tags counted (`healthy 2, stalled 1`); final state: their
+  `health.final_state` tags (the state at the end of training) counted;
 - first event step: the earliest `health.first_event_step` tag of its runs;
 - events: the final `events/<kind>` counts (running counts) summed over its runs.
 
@@ -34,12 +35,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from src.report.intervals import Interval, geometric, log10_values, t_interval
+from src.report.intervals import Interval, geometric, log10_values, logit_interval, t_interval
 from src.report.records import (
     RunRecord,
     history_values,
     metric_history,
     setting_label,
+    shared_overrides,
+    sort_value,
     stored_value,
     varying_settings,
 )
@@ -75,6 +78,7 @@ class Row:
     first_event_step: int | None = None
     events: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
+    final_states: Counter[str] = field(default_factory=Counter)  # `health.final_state`: the state at the end
     instruments: dict[str, list[float]] = field(default_factory=dict)  # per run's extreme, by INSTRUMENTS key
     state_fractions: dict[str, list[float]] = field(default_factory=dict)  # state -> one value per run
 
@@ -109,17 +113,6 @@ class Row:
         return {s: statistics.fmean(v) for s, v in sorted(self.state_fractions.items()) if v}
 
 
-def logit_interval(values: list[float]) -> Interval | None:
-    """Mean of fractions in [0, 1] with the t-interval of their logits given back (inside [0, 1]);
-    0 and 1 count as 1e-6 and 1 − 1e-6 on the logit scale."""
-    if not values:
-        return None
-    logits = [math.log(p / (1 - p)) for p in (min(max(v, 1e-6), 1 - 1e-6) for v in values)]
-    interval = t_interval(logits)
-    back = [None if x is None else 1 / (1 + math.exp(-x)) for x in (interval.lo, interval.hi)]
-    return Interval(statistics.fmean(values), back[0], back[1], len(values))
-
-
 def _max(values: list[float]) -> float | None:
     """Largest value; NaN is ignored, +Inf counts (an exploded norm is a finding, not noise)."""
     kept = [v for v in values if not math.isnan(v)]
@@ -145,24 +138,6 @@ def event_counts(record: RunRecord) -> Counter[str]:
 def first_event_step(record: RunRecord) -> int | None:
     value = record.tags.get("health.first_event_step", "")
     return int(value) if value.strip().lstrip("-").isdigit() else None
-
-
-def shared_overrides(records: list[RunRecord]) -> list[str]:
-    """Overrides every run has (the sweep's fixed settings), in the first run's order."""
-    if not records:
-        return []
-    common = set(records[0].overrides).intersection(*(r.overrides for r in records[1:]))
-    return [o for o in records[0].overrides if o in common]
-
-
-def sort_value(value: str | None) -> tuple[int, float, str]:
-    """Order of a setting's values: missing first, numbers by size, then words."""
-    if value is None:
-        return (0, 0.0, "")
-    try:
-        return (1, float(value), "")
-    except ValueError:
-        return (2, 0.0, value)
 
 
 def label_variants(rows: list[Row]) -> None:
@@ -197,6 +172,8 @@ def add_run(mlflow_client: Any, row: Row, rec: RunRecord) -> None:
             row.state_fractions.setdefault(key[len(STATE_PREFIX):], []).append(value)
     if rec.tags.get("health.verdict"):
         row.verdicts[rec.tags["health.verdict"]] += 1
+    if rec.tags.get("health.final_state"):
+        row.final_states[rec.tags["health.final_state"]] += 1
     step = first_event_step(rec)
     if step is not None:
         row.first_event_step = step if row.first_event_step is None else min(row.first_event_step, step)
@@ -256,13 +233,14 @@ def fmt_states(fractions: dict[str, float]) -> str:
     return ", ".join(f"{s} {v:.2f}" for s, v in fractions.items() if v > 0) or MISSING
 
 
-COLUMNS = ["Runs", "Outcome", "Test acc (mean [95% CI])", "Verdict", "Time in state", "Min signal ratio",
-           "Max dead frac", "Max λ_max", "Max ‖g‖", "Min first/last", "First event step", "Events"]
+COLUMNS = ["Runs", "Outcome", "Test acc (mean [95% CI])", "Verdict", "Final state", "Time in state",
+           "Min signal ratio", "Max dead frac", "Max λ_max", "Max ‖g‖", "Min first/last", "First event step", "Events"]
 
 
 def row_cells(r: Row) -> list[str]:
     """The figures of one row, in `COLUMNS` order."""
-    return [str(len(r.runs)), fmt_counts(r.outcomes), fmt_acc(r), fmt_counts(r.verdicts), fmt_states(r.time_in_state),
+    return [str(len(r.runs)), fmt_counts(r.outcomes), fmt_acc(r), fmt_counts(r.verdicts), fmt_counts(r.final_states),
+            fmt_states(r.time_in_state),
             fmt_interval(r.instrument("signal_ratio")), fmt_interval(r.instrument("dead_max")),
             fmt_interval(r.instrument("sharpness_max")), fmt(r.max_grad_norm), fmt(r.min_first_last_ratio),
             MISSING if r.first_event_step is None else str(r.first_event_step), fmt_counts(r.events)]

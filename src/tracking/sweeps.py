@@ -12,7 +12,7 @@
 - `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): closes jobs whose
   process died as `lost`, counts the outcomes and closes the parent by the rule in
   `src/tracking/sweep_tally.py` (FINISHED when every job completed or diverged). Tags `sweep_jobs`,
-  `sweep_planned_jobs` and `sweep_outcomes` say what happened. Before the parent ends, the sweep's
+  `sweep_planned_jobs` and `sweep_outcomes` say what happened. Then the sweep's
   gradient-health dashboard (`src/report/dashboard.py`) is logged on it as
   `dashboard/gradient_health.html`; the UI command is printed here once, not by every job.
 
@@ -234,9 +234,9 @@ class MlflowSweepCallback(Callback):
             print(f"MLflow sweep {state['sweep_id']}: none of its {jobs} jobs created a run (see their errors "
                   f"above) -> parent run {parent} deleted")
             return
-        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial
-        dashboard = make_dashboard(mlflow_client, state["sweep_id"], state["sweep_dir"])  # before the parent ends
         status = record_tally(mlflow_client, parent, jobs, started, outcomes)
+        record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
+        dashboard = make_dashboard(mlflow_client, state["sweep_id"], state["sweep_dir"])
         text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
         print_ui_lines(mlflow_client, parent, dashboard)
