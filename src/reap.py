@@ -8,8 +8,10 @@ store `MLFLOW_TRACKING_URI` names (else the project's sqlite store), or `--track
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
-from src.lifecycle.reaper import DEFAULT_LOST_AFTER_S
+from src.tracking.reaper import DEFAULT_LOST_AFTER_S
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,9 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from src.lifecycle.reaper import reap
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the reaper's lines
     from src.tracking.client import client
     from src.tracking.reachability import ensure_reachable
+    from src.tracking.reaper import reap
     from src.tracking.redaction import redact_uri
     from src.tracking.store import tracking_uri
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from src.config.signature import checked
 from src.models import mlp
+from src.settings.signature import checked
 from src.training.data.bundled import SyntheticDataModule
 from src.training.data.examples import TensorExamples, keep_batch
 

@@ -52,9 +52,14 @@ def sweep_runs(mlflow_client: Any) -> tuple[Any, list[Any]]:
     return parents[0], [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
 
 
-def load_report_script() -> Any:
-    """`scripts/report.py` as a module (its `main(argv)` is the command line)."""
-    spec = importlib.util.spec_from_file_location("report_script", PROJECT_ROOT / "scripts" / "report.py")
+def load_script(name: str) -> Any:
+    """`scripts/<name>.py` as a module (its `main(argv)` is the command line)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", PROJECT_ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_report_script() -> Any:
+    """`scripts/report.py` as a module (its `main(argv)` is the command line)."""
+    return load_script("report")

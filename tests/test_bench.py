@@ -25,6 +25,7 @@ def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+@pytest.mark.slow  # the quick benchmark of every model and mode: minutes
 def test_bench_quick_writes_every_model_and_mode(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = run_script("scripts/bench_monitor.py", "--quick", "--threads", "1", "--json", str(out))

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from src.paths import PROJECT_ROOT
 from src.training.data import SyntheticDataModule
 
 
+@pytest.mark.slow  # two DDP processes with gloo
 def test_ddp_cpu_ranks_split_the_training_set(mlflow_store: str, tmp_path: Path, data_dir: Path) -> None:
     folder = tmp_path / "batches"
     cmd = [

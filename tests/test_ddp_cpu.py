@@ -15,6 +15,7 @@ from src.paths import PROJECT_ROOT
 from tests.mlflow_reads import all_runs
 
 
+@pytest.mark.slow  # two DDP processes with gloo
 def test_ddp_cpu_two_processes_one_run(mlflow_client, mlflow_store: str, tmp_path: Path, data_dir: Path) -> None:
     cmd = [
         sys.executable, "-m", "src.train", "trainer=ddp_cpu", f"paths.log_dir={tmp_path}",

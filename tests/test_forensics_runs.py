@@ -56,6 +56,7 @@ def seen(folder: Path, rank: int = 0) -> list[list[int]]:
     return json.loads((folder / f"rank{rank}.json").read_text())["batches"]
 
 
+@pytest.mark.slow  # two DDP processes and a replay
 def test_ddp_cpu_the_rank_holding_the_example_reports_it(mlflow_client, mlflow_store: str, tmp_path: Path,
                                                         data_dir: Path) -> None:
     row = training_row(100)
@@ -75,6 +76,7 @@ def test_ddp_cpu_the_rank_holding_the_example_reports_it(mlflow_client, mlflow_s
     assert run.data.tags["outcome"] == "diverged" and "health.forensics" in run.data.tags
 
 
+@pytest.mark.slow  # a poisoned run, its replay, then a resume
 def test_resume_with_skip_goes_on_without_the_example(run_cli, mlflow_client, tmp_path: Path) -> None:
     row = training_row(50)
     first, second = tmp_path / "first", tmp_path / "second"

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from src.config.validation import ConfigError, validate
+from src.config.validation import validate
 from src.monitor.detectors import DETECTORS, StepView, default_detectors
 from src.monitor.detectors.divergence import DivergenceDetector
 from src.monitor.detectors.exploding import ExplodingDetector
@@ -18,6 +18,7 @@ from src.monitor.detectors.stalled import StalledDetector
 from src.monitor.detectors.vanishing import VanishingDetector
 from src.monitor.events import KINDS, EventLog, HealthEvent
 from src.monitor.thresholds import Thresholds
+from src.settings import ConfigError
 from tests.conftest import FAST
 from tests.mlflow_reads import metric_values, only_run, run_events
 

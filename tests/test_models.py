@@ -8,9 +8,9 @@ import torch
 import torchvision
 from torch import nn
 
-from src.config import ConfigError
 from src.models import LeNet5, lenet5, resnet152, vgg19
 from src.models.common import initialize
+from src.settings import ConfigError
 
 
 def n_params(net: nn.Module) -> int:

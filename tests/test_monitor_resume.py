@@ -9,6 +9,7 @@ import signal
 import tempfile
 from functools import partial
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -32,6 +33,7 @@ RUN = [
 ]
 
 
+@pytest.mark.slow  # a run stopped by a signal, then resumed
 def test_resume_continues_the_health_record(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
     run_id, status, out = signal_after_steps(mlflow_client, mlflow_store, tmp_path, data_dir, RUN, 4, signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, out[-3000:]

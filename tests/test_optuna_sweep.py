@@ -30,6 +30,7 @@ def test_results_become_tags_and_a_grid_sweep_gets_none(tmp_path: Path, mlflow_c
                       "study.pareto_front": '[{"params": {"optim.lr": 0.1}, "values": [0.9, 3.0]}]'}
 
 
+@pytest.mark.slow  # 3 Optuna trials through the CLI
 def test_optuna_trials_nest_under_the_parent_which_records_the_best(tmp_path: Path, mlflow_store: str) -> None:
     proc = run_sweep(tmp_path, mlflow_store, "experiment=l2_search", "hydra.sweeper.n_trials=3",
                      "hydra.sweeper.sampler.n_startup_trials=2")

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from src.lifecycle.liveness import HEARTBEAT_TAG, Heartbeat, hostname, parse_utc, process_start, process_tags
-from src.lifecycle.reaper import liveness_settings, reap
 from src.paths import PROJECT_ROOT
+from src.tracking.liveness import HEARTBEAT_TAG, Heartbeat, hostname, parse_utc, process_start, process_tags
+from src.tracking.reaper import liveness_settings, reap
 from tests.signalled_runs import RUN, wait_for_steps
 
 
@@ -36,7 +36,7 @@ def make_run(mlflow_client, name: str, tags: dict[str, str]) -> str:  # noqa: AN
     return mlflow_client.create_run(experiment, run_name=name, tags=tags).info.run_id
 
 
-def test_a_live_run_beside_a_dead_one(mlflow_client, capsys) -> None:  # noqa: ANN001
+def test_a_live_run_beside_a_dead_one(mlflow_client, caplog) -> None:  # noqa: ANN001
     live = make_run(mlflow_client, "live", process_tags())
     dead = make_run(mlflow_client, "dead", dead_process_tags())
     closed = reap(mlflow_client)
@@ -46,7 +46,7 @@ def test_a_live_run_beside_a_dead_one(mlflow_client, capsys) -> None:  # noqa: A
     assert (run.info.status, run.data.tags["outcome"]) == ("KILLED", "lost")
     assert "is gone" in run.data.tags["lost.reason"]
     assert run.data.tags["resume_hint"] == f"python -m src.train resume={dead}"
-    assert f"python -m src.train resume={dead}" in capsys.readouterr().out
+    assert f"python -m src.train resume={dead}" in caplog.text
     assert reap(mlflow_client) == [], "a second pass finds nothing more"
 
 
@@ -102,6 +102,7 @@ def test_liveness_defaults() -> None:
     assert liveness_settings({"GRADREG_REAP": "0", "GRADREG_HEARTBEAT_S": "5"}) == (5.0, 900.0, False)
 
 
+@pytest.mark.slow  # a run SIGKILLed mid-training, then another
 def test_a_sigkilled_run_is_closed_by_the_next_start(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
     cmd = [sys.executable, "-m", "src.train", f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={data_dir}",
            *RUN, "trainer.max_steps=100000"]

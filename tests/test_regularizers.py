@@ -56,10 +56,18 @@ def test_penalties_equal_closed_forms(include_bias: bool, include_norm: bool) ->
     assert Dropout(0.5).penalty(net) is None
 
 
-def penalty_grads(reg: Regularizer, net: nn.Module) -> dict[str, torch.Tensor | None]:
+def autograd_of_penalty(reg: Regularizer, net: nn.Module) -> dict[str, torch.Tensor | None]:
+    """∂penalty/∂θ by autograd through `penalty()`: the loss-form route."""
     net.zero_grad(set_to_none=True)
     reg.penalty(net).backward()
     return {name: p.grad for name, p in net.named_parameters()}
+
+
+def closed_form_gradient(reg: Regularizer, net: nn.Module) -> dict[str, torch.Tensor | None]:
+    """`penalty_gradient()`, the closed form the module adds to the data gradient, by parameter name."""
+    names = {id(p): name for name, p in net.named_parameters()}
+    given = {names[id(p)]: g for p, g in reg.penalty_gradient(net)}
+    return {name: given.get(name) for name in names.values()}
 
 
 @pytest.mark.parametrize(
@@ -73,24 +81,33 @@ def penalty_grads(reg: Regularizer, net: nn.Module) -> dict[str, torch.Tensor | 
     ],
     ids=["l1", "l2", "elasticnet", "elasticnet-r1", "elasticnet-r0"],
 )
-def test_penalty_gradient_is_the_textbook_one(reg: Regularizer, expected) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("route", [closed_form_gradient, autograd_of_penalty], ids=["closed-form", "autograd"])
+def test_penalty_gradient_is_the_textbook_one(reg: Regularizer, expected, route) -> None:  # noqa: ANN001
+    """Both routes to the penalty's gradient (the closed form the module uses, and autograd through the
+    penalty's value) equal the textbook formula, written out above independently of either."""
     net = known_net()
-    grads = penalty_grads(reg, net)
+    grads = route(reg, net)
     for name in ("0.weight", "3.weight"):
         w = net.get_parameter(name).detach()
-        torch.testing.assert_close(grads[name], expected(w), rtol=0, atol=1e-7)
+        torch.testing.assert_close(grads[name], expected(w), rtol=1e-6, atol=1e-7)  # float32: a few ulp
         assert grads[name][w == 0].abs().sum() == 0  # subgradient 0 at exact zeros, never ±λ
     for excluded in ("0.bias", "1.weight", "1.bias", "3.bias"):
         assert grads[excluded] is None or not grads[excluded].any(), excluded
-    with_bias = penalty_grads(type(reg)(**{**vars(reg), "include_bias": True}), known_net())
-    torch.testing.assert_close(with_bias["3.bias"], expected(net[3].bias.detach()), rtol=0, atol=1e-7)
+    with_bias = route(type(reg)(**{**vars(reg), "include_bias": True}), known_net())
+    torch.testing.assert_close(with_bias["3.bias"], expected(net[3].bias.detach()), rtol=1e-6, atol=1e-7)
     assert with_bias["1.weight"] is None
 
 
 def test_penalty_gradient_is_zero_under_proximal_and_decoupled_modes() -> None:
+    """They act through the step, not the loss: no gradient to add, by either route; their loss-form
+    siblings on the same net do have one (so an empty answer is not the default for every setting)."""
     net = known_net()
-    for reg in (L1(LAM, proximal=True), L2(LAM, mode="decoupled")):
-        assert not reg.penalty(net).requires_grad  # acts through the step, not the loss
+    for reg in (L1(LAM, proximal=True), L2(LAM, mode="decoupled"), ElasticNet(LAM, 0.25, proximal=True)):
+        assert reg.penalty_gradient(net) == [], reg
+        assert not reg.penalty(net).requires_grad
+    for reg in (L1(LAM), L2(LAM), ElasticNet(LAM, 0.25)):
+        assert {id(p) for p, _ in reg.penalty_gradient(net)} == {id(net[0].weight), id(net[3].weight)}, reg
+    assert Dropout(0.5).penalty_gradient(net) == []
 
 
 # ---- one real Lightning step -------------------------------------------------------------------
@@ -227,7 +244,7 @@ def test_dropout_modules_in_each_model_only_when_selected(compose, model: str, c
     (lambda: L1(lam=1), "reg.l1.lam is not a setting of L1; its settings are ['include_bias', 'include_norm', "),
 ])
 def test_direct_construction_refuses_bad_settings_in_the_config_words(make, message: str) -> None:
-    from src.config import ConfigError
+    from src.settings import ConfigError
 
     with pytest.raises(ConfigError) as err:
         make()

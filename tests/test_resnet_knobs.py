@@ -11,9 +11,9 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import Bottleneck
 
-from src.config import ConfigError
 from src.models import resnet152
 from src.models.resnet import PlainBottleneck
+from src.settings import ConfigError
 from tests.conftest import FAST
 from tests.mlflow_reads import all_runs
 from tests.test_models import depth, n_params

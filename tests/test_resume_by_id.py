@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.lifecycle.liveness import process_tags
 from src.lifecycle.resume_overrides import merge_overrides
 from src.paths import PROJECT_ROOT
+from src.tracking.liveness import process_tags
 from tests.mlflow_reads import only_run
 
 FIRST = ["model=mlp", "data=synthetic", "data.num_samples=96", "sched=none", "trainer.max_epochs=2",
@@ -41,6 +41,7 @@ def record(mlflow_client, run_id: str) -> tuple:  # noqa: ANN001
     return run.info.status, run.info.end_time, dict(run.data.tags), dict(run.data.params)
 
 
+@pytest.mark.slow  # two runs through the CLI
 def test_resume_by_id_alone_restores_the_run_overrides(tmp_path, mlflow_store, mlflow_client, finished_mlp_run) -> None:  # noqa: ANN001
     steps = len(mlflow_client.get_metric_history(finished_mlp_run, "train/loss"))
     proc = cli(tmp_path, mlflow_store, f"resume={finished_mlp_run}", f"trainer.max_steps={steps + 4}",
@@ -59,6 +60,7 @@ def test_resume_by_id_alone_restores_the_run_overrides(tmp_path, mlflow_store, m
     assert any(k.startswith("net.layers.") for k in last["state_dict"]), "with the MLP of the first start"
 
 
+@pytest.mark.slow  # a run, then a refused resume, through the CLI
 def test_a_resume_that_does_not_fit_the_model_leaves_the_run_as_it_was(tmp_path, mlflow_store, mlflow_client,  # noqa: ANN001
                                                                        finished_mlp_run) -> None:
     before = record(mlflow_client, finished_mlp_run)
@@ -69,6 +71,7 @@ def test_a_resume_that_does_not_fit_the_model_leaves_the_run_as_it_was(tmp_path,
     assert record(mlflow_client, finished_mlp_run) == before
 
 
+@pytest.mark.slow  # a run, then a refused resume, through the CLI
 def test_a_truncated_last_checkpoint_is_refused_naming_the_last_good_one(tmp_path, mlflow_store, mlflow_client,  # noqa: ANN001
                                                                          finished_mlp_run) -> None:
     folder = Path(mlflow_client.get_run(finished_mlp_run).data.tags["checkpoint_dir"])
@@ -98,6 +101,7 @@ def test_merge_keeps_one_value_per_key_the_later_winning() -> None:
     assert merge_overrides(stored, typed) == ["model=mlp", "++callbacks.sig.step=9", "seed=2", "resume=abc"]
 
 
+@pytest.mark.slow  # two runs
 def test_a_run_that_ended_on_max_steps_mid_epoch_continues_from_its_last_step(run_cli, mlflow_client) -> None:  # noqa: ANN001
     """last.ckpt is written where training ended, so continuing a finished run trains no step twice."""
     short = [o for o in FIRST if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=-1"]

@@ -91,6 +91,7 @@ def test_a_collision_within_a_sweep_gets_the_job_number(mlflow_client: MlflowCli
     assert deduplicate_in_sweep(mlflow_client, other, {}) == "lenet5-l2-sgd-s0"  # a single run is never renamed
 
 
+@pytest.mark.slow  # a multirun through the CLI
 def test_sweep_over_batch_norm_and_init_names_every_job_apart(tmp_path: Path, mlflow_store: str) -> None:
     proc = run_sweep(tmp_path, mlflow_store, *BN_INIT_SWEEP)
     assert proc.returncode == 0, tail(proc)

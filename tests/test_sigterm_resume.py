@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.signalled_runs import RUN, signal_after_steps
 
 
@@ -13,6 +15,7 @@ def loss_steps(mlflow_client, run_id: str) -> list[int]:  # noqa: ANN001
     return sorted(m.step for m in mlflow_client.get_metric_history(run_id, "train/loss"))
 
 
+@pytest.mark.slow  # three runs, one stopped by SIGTERM
 def test_sigterm_then_resume_continues_the_same_run(run_cli, mlflow_client, mlflow_store, tmp_path, data_dir) -> None:
     run_id, status, out = signal_after_steps(mlflow_client, mlflow_store, tmp_path, data_dir, RUN, 5, signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, out[-3000:]

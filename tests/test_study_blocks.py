@@ -59,7 +59,7 @@ def test_every_job_of_the_block_composes_validates_and_sets_its_arm(compose, blo
         assert cfg.model == base.model or family == "remedy" or family == "dropout"
 
 
-SLICES = [pytest.param(b, marks=[] if b.startswith("lenet5") else [pytest.mark.slow]) for b in BLOCKS]  # 20-90 s each
+SLICES = [pytest.param(b, marks=[pytest.mark.slow]) for b in BLOCKS]  # 20-90 s each: slow, every one
 
 
 @pytest.mark.parametrize("block", SLICES)

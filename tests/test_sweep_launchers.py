@@ -27,6 +27,7 @@ def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Mlflow
     return tmp, MlflowClient(tracking_uri=uri)
 
 
+@pytest.mark.slow  # a 4-job joblib sweep through the CLI
 def test_joblib_sweep_leaves_four_finished_runs_under_one_parent(joblib_sweep) -> None:
     tmp, client = joblib_sweep
     parent, children = sweep_runs(client)
@@ -52,6 +53,7 @@ def test_joblib_sweep_leaves_four_finished_runs_under_one_parent(joblib_sweep) -
     assert json.loads(sweep_files[0].read_text())["parent_run_id"] == parent.info.run_id
 
 
+@pytest.mark.slow  # the 4-job joblib sweep, then its report
 def test_report_on_the_sweep_matches_mlflow(joblib_sweep, monkeypatch: pytest.MonkeyPatch) -> None:
     tmp, client = joblib_sweep
     parent, children = sweep_runs(client)
@@ -88,6 +90,7 @@ def test_report_on_the_sweep_matches_mlflow(joblib_sweep, monkeypatch: pytest.Mo
     assert {"report/report.md", "report/train_loss.png"} <= logged
 
 
+@pytest.mark.slow  # a 2-job submitit sweep
 def test_submitit_local_sweep_runs_both_jobs_and_records_a_nan_job(tmp_path: Path, mlflow_store: str) -> None:
     """The SLURM launcher's code path (submitit) with its local executor. Job 1 gets a NaN written into
     a gradient at step 1 (the NaN learning rate a user might try is refused before any run starts), so

@@ -35,6 +35,7 @@ def rest(url: str, endpoint: str, method: str = "post", **body: object) -> dict:
     return response.json()
 
 
+@pytest.mark.slow  # an mlflow server, then a sweep over HTTP
 def test_sweep_against_an_mlflow_server_over_http(tmp_path: Path, mlflow_server: str) -> None:
     proc = run_sweep(tmp_path, mlflow_server, "optim=adam", "+callbacks.boom._target_=tests.helpers.RaiseAtStep",
                      "+callbacks.boom.step=1000,1")  # job 1 raises at step 1; job 0's step is past the end

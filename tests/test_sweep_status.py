@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
@@ -50,6 +51,7 @@ def cli(store: str, module: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # a 6-job chaos sweep, then the reaper and a resume
 def test_chaos_sweep_ends_with_every_status_true_and_resumes(tmp_path: Path, mlflow_store: str,
                                                             monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("GRADREG_REAP", "0")
@@ -98,6 +100,7 @@ def test_a_sweep_whose_every_job_fails_validation_leaves_no_parent(tmp_path: Pat
     assert client.search_runs(experiments, run_view_type=ViewType.ALL) == [], "refused before any parent existed"
 
 
+@pytest.mark.slow  # a 2-job sweep, one SIGKILLed
 def test_a_sweep_closes_its_own_lost_job_before_it_counts(tmp_path: Path, mlflow_store: str) -> None:
     """Reaping on (the default): the sweep's end closes the SIGKILLed job `lost` before tallying."""
     signals = [0, int(signal.SIGKILL)]

@@ -1,5 +1,9 @@
-"""An unreachable tracking server stops the job within 15 s, naming the URI, before any training;
-credentials and secrets never reach params, tags, artifacts or the printed commands."""
+"""An unreachable tracking server stops the job at the reachability probe, naming the URI, before any
+training; credentials and secrets never reach params, tags, artifacts or the printed commands.
+
+What is checked is the event (the probe's refusal, nothing trained), not a stopwatch: the ceilings
+below are generous (a loaded runner must not fail them) and only tell seconds from MLflow's own
+retries, which go on for minutes."""
 
 from __future__ import annotations
 
@@ -25,36 +29,40 @@ def closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: connections are refused
 
 
-def test_refused_server_is_reported_by_the_real_cli_within_15s(tmp_path: Path, data_dir: Path) -> None:
+CEILING_S = 90  # far above the probe's few seconds, far below MLflow's minutes of retries
+
+
+def test_refused_server_is_reported_by_the_real_cli(tmp_path: Path, data_dir: Path) -> None:
     uri = f"http://alice:hunter2@127.0.0.1:{closed_port()}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "src.train", f"paths.log_dir={tmp_path}", f"paths.data_dir={data_dir}"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=CEILING_S,
     )
-    elapsed = time.monotonic() - start
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert proc.returncode == 2, out[-2000:]  # a user error: the message alone, no traceback
+    assert "Traceback" not in out
     assert f"http://***@127.0.0.1:{uri.rsplit(':', 1)[1]}" in out and "does not answer" in out, out[-2000:]
     assert "hunter2" not in out
     assert "Epoch" not in out and not list(tmp_path.glob("runs/*/checkpoints")), "nothing trained"
 
 
-def test_silent_server_is_reported_within_15s(run_cli, capfd, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_silent_server_is_reported_after_the_probes_timeout(run_cli, capfd, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that accepts the connection and never answers: the probe's timeout bounds the wait."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)  # the kernel completes handshakes; nobody ever reads or replies
         uri = f"http://127.0.0.1:{server.getsockname()[1]}"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("GRADREG_TRACKING_TIMEOUT", "2")
         start = time.monotonic()
         code = run_cli("data=synthetic")
         elapsed = time.monotonic() - start
     out = "".join(capfd.readouterr())
-    assert code != 0 and elapsed < 15, f"exit {code} after {elapsed:.1f} s"
+    assert code == 2, out[-2000:]
     assert f"MLflow tracking server at {uri} does not answer" in out
+    assert "Epoch" not in out, "nothing trained"
+    assert elapsed < CEILING_S, f"exit {code} after {elapsed:.1f} s: the probe's 2 s timeout did not bound the wait"
 
 
 def test_unwritable_sqlite_store_is_refused() -> None:

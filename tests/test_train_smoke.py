@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST
-from tests.mlflow_reads import all_runs, only_run
+from tests.mlflow_reads import all_runs, assert_params_are_the_config, only_run
 
 
 @pytest.mark.parametrize("model", ["lenet5", "resnet152", "vgg19"])
@@ -44,7 +44,6 @@ def test_fast_dev_run_per_model(compose, tmp_path, model: str) -> None:
 def test_params_keep_full_values(compose, mlflow_client, tmp_path) -> None:
     from omegaconf import OmegaConf, open_dict
 
-    from src.tracking.params import flatten
     from src.tracking.runs import start_run
 
     cfg = compose(f"paths.output_dir={tmp_path}")
@@ -55,7 +54,7 @@ def test_params_keep_full_values(compose, mlflow_client, tmp_path) -> None:
     params = mlflow_client.get_run(run_id).data.params
     assert params["note"] == long_value
     assert params["model.activation"] == "tanh"
-    assert params == flatten(OmegaConf.to_container(cfg, resolve=True))
+    assert_params_are_the_config(params, OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def test_unknown_model_knob_fails_before_any_run(run_cli, mlflow_client, capsys) -> None:

@@ -11,12 +11,12 @@ from src.tracking.ui_links import (
     EXPERIMENT_KIND_TAG,
     TRAINING_KIND,
     experiment_url,
-    main,
     run_url,
     ui_base_url,
 )
 from tests.conftest import FAST
 from tests.mlflow_reads import only_run
+from tests.sweeps import load_script
 
 
 def test_new_experiments_are_made_for_the_training_view(mlflow_client: MlflowClient) -> None:
@@ -56,7 +56,7 @@ def test_make_ui_tags_the_project_experiments_and_prints_their_urls(
     mlflow_client.create_run(ours, tags={"git_commit": "abc"})
     foreign = mlflow_client.create_experiment("someone-elses")
     mlflow_client.create_run(foreign)
-    assert main(["--store", mlflow_store, "--base-url", "http://127.0.0.1:5123"]) == 0
+    assert load_script("ui_links").main(["--store", mlflow_store, "--base-url", "http://127.0.0.1:5123"]) == 0
     out = capsys.readouterr().out
     assert f"Experiment ours: {experiment_url('http://127.0.0.1:5123', ours)}" in out
     assert "someone-elses" not in out

@@ -22,10 +22,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pydantic.fields import FieldInfo
 
 import src  # noqa: F401 - registers the config resolvers
-from src.config import ConfigError, validate
-from src.config.types import writable_dir
+from src.config import validate
 from src.config.validation import nodes, settings_of
 from src.paths import CONFIG_DIR, PROJECT_ROOT
+from src.settings import ConfigError
+from src.settings.types import writable_dir
 from tests.mlflow_reads import all_runs
 
 UNDER_A_FILE = str(Path(__file__).resolve() / "sub")  # a "directory" inside a regular file: never writable
@@ -226,7 +227,7 @@ def test_a_crash_keeps_its_traceback_and_exits_1(run_cli, capfd) -> None:
 def test_a_multirun_with_a_refused_job_is_refused_whole_before_launch(run_cli, capfd, mlflow_client) -> None:
     code = run_cli("hydra.mode=MULTIRUN", "optim.lr=0,0.05", "data=synthetic", "data.num_samples=64", "sched=none",
                    "trainer.max_steps=2", "test=false", "trainer.enable_progress_bar=false")
-    assert code == 2, "every job's config is checked in the launching process (src/tracking/sweep_validation.py)"
+    assert code == 2, "every job's config is checked in the launching process (src/config/sweep_validation.py)"
     assert "job 0 (optim.lr=0):\n    optim.lr=0 is not allowed; it must be a number > 0" in capfd.readouterr().err
     assert store_is_empty(mlflow_client), "no job ran, not even the valid one"
 
@@ -256,7 +257,7 @@ def test_hand_written_keys_are_real_arguments_of_their_targets() -> None:
     from hydra.utils import get_object
 
     from src.config import callbacks, optim, sched, trainer
-    from src.config.signature import signature_schema, typed_dict_schema
+    from src.settings.signature import signature_schema, typed_dict_schema
 
     for table in (optim.SCHEMAS, sched.SCHEMAS, trainer.SCHEMAS, callbacks.SCHEMAS):
         for name, settings in table.items():

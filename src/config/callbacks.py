@@ -7,7 +7,7 @@ from typing import Annotated, Literal, TypedDict
 
 from pydantic import Field
 
-from src.config.types import NonNegativeInt, Text, WritableDir
+from src.settings.types import NonNegativeInt, Text, WritableDir
 
 
 class ModelCheckpoint(TypedDict, total=False):

@@ -85,6 +85,32 @@ def no_weight_decay_beside_a_weight_regularizer(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def the_model_takes_what_a_regularizer_sets(cfg: DictConfig) -> list[str]:
+    """A structural regularizer (dropout) hands the model builder keyword arguments (`network_kwargs()`);
+    a builder whose signature has no such argument (and no `**kwargs`) would fail inside Hydra with a
+    bare TypeError after the data was loaded. Asked of the builder's own signature, here, before anything."""
+    from hydra.utils import instantiate
+
+    from src.settings.signature import signature_schema
+
+    model = cfg.get("model") or {}
+    if "_target_" not in model:
+        return []
+    builder = get_object(model._target_)
+    accepted = signature_schema(builder).accepted
+    if accepted is None:  # **kwargs that go on to code we cannot read: the builder decides
+        return []
+    lines = []
+    for name, node in (cfg.get("reg") or {}).items():
+        keys = sorted(set(instantiate(node).network_kwargs()) - set(accepted))
+        if keys:
+            lines.append(
+                f"reg.{name} is not allowed with model._target_={model._target_!r}: reg.{name} sets the model's "
+                f"{', '.join(keys)} argument and {builder.__qualname__} takes none; choose a model whose builder has "
+                f"it (lenet5, vgg19, resnet152, mlp) or add it to the builder (docs/extending.md, \"A model\")")
+    return lines
+
+
 def a_diverged_run_can_stop(cfg: DictConfig) -> list[str]:
     """Lightning ignores `trainer.should_stop` until min_epochs/min_steps are done, so with either above 0
     the monitor's `stop` could not end a run gone NaN or diverged."""
@@ -171,7 +197,8 @@ def an_l2_step_keeps_the_weights_sign(cfg: DictConfig) -> list[str]:
 CHECKS: list[Callable[[DictConfig], list[str]]] = [
     training_has_an_end, split_leaves_training_data, one_way_to_resume, skipping_needs_a_run,
     no_relaunching_ddp_in_a_multirun,
-    no_weight_decay_beside_a_weight_regularizer, a_diverged_run_can_stop, resnet_knobs_agree,
+    no_weight_decay_beside_a_weight_regularizer, the_model_takes_what_a_regularizer_sets, a_diverged_run_can_stop,
+    resnet_knobs_agree,
 ]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, TypedDict
 
 from pydantic import Field
 
-from src.config.types import Fraction, NonNegativeFloat, PositiveFloat, UnitInterval
+from src.settings.types import Fraction, NonNegativeFloat, PositiveFloat, UnitInterval
 
 
 class SGD(TypedDict, total=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from src.config.types import NonNegativeFloat, Seed, Text, WritableDir
+from src.settings.types import NonNegativeFloat, Seed, Text, WritableDir
 
 
 class Root(TypedDict, total=False):

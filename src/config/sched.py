@@ -6,7 +6,7 @@ from typing import Annotated, TypedDict
 
 from pydantic import Field
 
-from src.config.types import NonNegativeFloat, Number, PositiveInt
+from src.settings.types import NonNegativeFloat, Number, PositiveInt
 
 
 class CosineAnnealingLR(TypedDict, total=False):

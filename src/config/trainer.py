@@ -13,7 +13,7 @@ from pydantic import Field
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.strategies import StrategyRegistry
 
-from src.config.types import NonNegativeInt, Number, PositiveFloat, PositiveInt, WritableDir
+from src.settings.types import NonNegativeInt, Number, PositiveFloat, PositiveInt, WritableDir
 
 Precision = Literal[
     "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",

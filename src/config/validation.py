@@ -1,6 +1,6 @@
 """Checks on a composed config that must pass before anything trains or any run is created.
 
-Each node is checked by one schema (`src/config/signature.py`), chosen by its `_target_`: for a
+Each node is checked by one schema (`src/settings/signature.py`), chosen by its `_target_`: for a
 third-party target, the hand-written one (`optim.py`, `sched.py`, `trainer.py`, `callbacks.py`)
 laid over the target's own argument names; for ours, its signature. A target the project does not
 know (a test's injected callback) is checked by its arguments' names. Values are checked resolved;
@@ -21,9 +21,9 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config import ConfigError
 from src.config.root import Logger, Paths, Root
-from src.config.signature import Schema, signature_schema, typed_dict_schema
+from src.settings import ConfigError
+from src.settings.signature import Schema, signature_schema, typed_dict_schema
 
 TARGET_GROUPS = ("data", "model", "optim", "sched", "monitor", "trainer")  # one node each (none: sched=none)
 COLLECTIONS = {"reg": "regularizer", "callbacks": "callback"}  # named nodes, any number: reg=[l2,dropout]

@@ -1,2 +1,3 @@
 """A run from start to end: the run context and its outcome, signals, graceful stop, resume, DDP ranks,
-liveness and the reaper, atomic checkpoints, and how a stopped job leaves the process."""
+atomic checkpoints, and how a stopped job leaves the process. (Liveness and the reaper, which only
+read and write MLflow tags, are in `src/tracking/`.)"""

@@ -1,11 +1,15 @@
 """How a job whose run has already been closed truthfully leaves the process.
 
-`main()` asks `exit_for(exc)` about every exception that ends `train()`:
+`main()` runs `train()` inside `exit_status()`, which asks `exit_for(exc)` about every exception:
 
 - a stop by SIGINT/SIGTERM -> `SystemExit(128 + signal)`, as shells report them;
 - a full disk (ENOSPC, EDQUOT, sqlite's "database or disk is full") -> `SystemExit` with one line
   that names the file and the run (exit status 1), instead of a traceback;
-- anything else -> None: the exception goes on (Hydra prints it; the run holds `traceback.txt`).
+- a `UserError` (bad settings, a run that cannot be resumed, missing data, an unreachable store)
+  -> its message alone on stderr and exit status 2; in a sweep, that job fails with the one line
+  and the sweep goes on;
+- anything else goes on: a crash, Hydra prints its traceback (exit status 1; the run holds
+  `traceback.txt`).
 
 Inside a sweep job that runs in a worker process of a parallel launcher (joblib), a `SystemExit`
 would be shipped back to the launcher and end the whole sweep. There the job raises `JobStopped`,
@@ -16,8 +20,13 @@ terminal still stops the sweep, since the launcher process receives the same SIG
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from src.settings import UserError
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL_TEXT = ("database or disk is full", "No space left on device")
@@ -98,3 +107,29 @@ def exit_for(exc: BaseException) -> BaseException | None:
     if in_sweep_worker():
         return JobStopped(f"stopped by signal {code - 128}; the job's run is KILLED (outcome=interrupted)")
     return SystemExit(code)
+
+
+def in_multirun() -> bool:
+    """Is this job one of a Hydra multirun (`-m`)?"""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def exit_status() -> Iterator[None]:
+    """End the process as the module docstring says, whatever `train()` raises inside this block."""
+    try:
+        yield
+    except BaseException as exc:
+        replacement = exit_for(exc)  # 130/143 after SIGINT/SIGTERM (JobStopped in a sweep worker), a full disk's line
+        if replacement is not None:
+            raise replacement from None
+        if not isinstance(exc, UserError):
+            raise  # a crash: Hydra prints its traceback, exit status 1
+        if in_multirun():  # an Exception fails this job only (SystemExit would end the sweep); no traceback
+            logging.getLogger(__name__).error("%s", exc)
+            raise exc.with_traceback(None) from None
+        print(exc, file=sys.stderr)  # the command line's answer: the message alone
+        raise SystemExit(2) from None

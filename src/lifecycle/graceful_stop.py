@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from src.lifecycle.signals import STOP, RunInterrupted
 
@@ -57,5 +58,4 @@ class GracefulStop(pl.Callback):
         if isinstance(exception, (RunInterrupted, SIGTERMException)) and trainer.global_step > 0:
             path = self.last_checkpoint_path(trainer)
             trainer.save_checkpoint(path)
-            if trainer.is_global_zero:
-                print(f"\nStopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")
+            rank_zero_warn(f"Stopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")

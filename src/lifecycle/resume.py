@@ -17,18 +17,26 @@ the composed config builds. `resume=<run_id>` alone restores the run's overrides
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
+
+from src.settings import UserError
+
+if TYPE_CHECKING:
+    from src.lifecycle.run_context import Run
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "gradreg"  # our entry in Lightning's checkpoint dict
 CHECKPOINT_DIR_TAG = "checkpoint_dir"
 
 
-class ResumeError(RuntimeError):
+class ResumeError(UserError, RuntimeError):
     """The run or checkpoint to resume from cannot be found."""
 
 
@@ -67,7 +75,7 @@ def refuse_live_run(run: Any, cfg: DictConfig) -> None:
     """A RUNNING run may be resumed only when its process is gone (else two processes would write it)."""
     from datetime import UTC, datetime
 
-    from src.lifecycle.reaper import liveness_settings, lost_reason
+    from src.tracking.reaper import liveness_settings, lost_reason
 
     if run.info.status != "RUNNING":
         return
@@ -110,7 +118,8 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         run_id = run_id_in_checkpoint(ckpt)
         if run_id and get_run_or_none(mlflow_client, run_id) is not None:
             return ResumePlan(ckpt_path=ckpt, run_id=run_id)
-        print(f"ckpt_path={ckpt}: its run {run_id or '(unknown)'} is not in this store; training resumes in a new run")
+        log.info("ckpt_path=%s: its run %s is not in this store; training resumes in a new run", ckpt,
+                 run_id or "(unknown)")
         return ResumePlan(ckpt_path=ckpt)
     return ResumePlan()
 
@@ -150,12 +159,12 @@ def checkpoint_dir(trainer_cfg: DictConfig, callbacks: list[pl.Callback]) -> Pat
     return Path(trainer_cfg.get("default_root_dir") or ".").absolute() / "checkpoints"
 
 
-def record_checkpoint_dir(run: dict[str, Any], folder: Path, plan: ResumePlan) -> None:
+def record_checkpoint_dir(run: Run, folder: Path, plan: ResumePlan) -> None:
     """Tag the run with its (latest) checkpoint folder, and a new run with the file it started from."""
-    if not run.get("owner", True):
+    if not run.owner:
         return
     tags = {CHECKPOINT_DIR_TAG: str(folder)}
     if plan.ckpt_path and plan.run_id is None:
         tags["resumed_from"] = plan.ckpt_path
     for key, value in tags.items():
-        run["client"].set_tag(run["run_id"], key, value)
+        run.client.set_tag(run.run_id, key, value)

@@ -15,12 +15,15 @@ and `ckpt_path` are never taken from the stored lists. Nothing here writes to th
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from src.tracking.runs import RUN_CONTROL_KEYS
+
+log = logging.getLogger(__name__)
 
 
 def stored_overrides(mlflow_client: Any, run: Any) -> list[str]:
@@ -98,6 +101,6 @@ def compose_for_resume(cfg: DictConfig) -> DictConfig:
                           "recorded; pass them again on the command line. The run was not changed.")
     restored = [line for line in merged if line not in typed]
     if restored:
-        print(f"Resuming run {run_id} with its own overrides: {' '.join(restored)}")
+        log.info("Resuming run %s with its own overrides: %s", run_id, " ".join(restored))
     return compose(config_name=hydra_cfg.job.config_name, overrides=merged)
 

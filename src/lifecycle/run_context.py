@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
 from src.tracking.client import client
 from src.tracking.runs import finish_run, resume_run, start_run
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """The job's MLflow run, as the body of `tracked_run` sees it."""
+
+    client: Any  # the (retrying) MlflowClient on the run's store
+    run_id: str
+    owner: bool  # False in a DDP rank Lightning re-launched: it attaches to rank 0's run and records nothing
+    outcome: Literal["completed", "diverged"] = "completed"  # what the run's status will say if the body returns
+
 
 @contextmanager
 def tracked_run(
     cfg: DictConfig, choices: Mapping[str, Any], overrides: list[str], resume: tuple[str, str] | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Run]:
     """A run whose MLflow status always tells how it ended.
 
-    Yields a dict with `client`, `run_id`, `outcome` (the body may set it to `diverged`) and `owner`
-    (False in DDP ranks that Lightning re-launched: they attach to rank 0's run and record nothing).
+    Yields the `Run` (the body may set its `outcome` to `diverged`).
     `resume=(run_id, ckpt_path)` continues that run instead of creating one. An exception marks the
     run `failed` (traceback as an artifact); SIGINT/SIGTERM or Ctrl-C mark it `interrupted` (KILLED);
     all re-raise, a full disk as `DiskFull` with a one-line message.
@@ -32,12 +45,12 @@ def tracked_run(
     from src.lifecycle.ranks import RUN_ID_ENV, is_relaunched_rank, shared_run_id
 
     if is_relaunched_rank():
-        yield {"client": client(), "run_id": shared_run_id(), "outcome": "completed", "owner": False}
+        yield Run(client(), shared_run_id(), owner=False)
         return
     from src.lifecycle.exits import DiskFull, disk_full_error, disk_full_line
-    from src.lifecycle.liveness import Heartbeat, process_tags
-    from src.lifecycle.reaper import liveness_settings
     from src.lifecycle.signals import stop_on_signals
+    from src.tracking.liveness import Heartbeat, process_tags
+    from src.tracking.reaper import liveness_settings
 
     heartbeat_s, _, _ = liveness_settings()
     with stop_on_signals():
@@ -45,7 +58,7 @@ def tracked_run(
             mlflow_client, run_id = resume_run(cfg, overrides, *resume, process=process_tags())
         else:
             mlflow_client, run_id = start_run(cfg, choices, overrides, process=process_tags())
-        state: dict[str, Any] = {"client": mlflow_client, "run_id": run_id, "outcome": "completed", "owner": True}
+        state = Run(mlflow_client, run_id, owner=True)
         os.environ[RUN_ID_ENV] = run_id  # for the DDP ranks Lightning re-launches from this process
         heartbeat = Heartbeat(mlflow_client, run_id, heartbeat_s).start()
         try:
@@ -59,7 +72,7 @@ def tracked_run(
             raise
         else:
             heartbeat.stop()
-            finish_run(mlflow_client, run_id, state["outcome"])
+            finish_run(mlflow_client, run_id, state.outcome)
         finally:
             heartbeat.stop()
             os.environ.pop(RUN_ID_ENV, None)
@@ -82,14 +95,14 @@ def close_after(mlflow_client: Any, run_id: str, exc: BaseException) -> None:
 
     if is_interrupt(exc):
         finish_run(mlflow_client, run_id, "interrupted")
-        print(f"\nRun {run_id} stopped ({type(exc).__name__}): status KILLED, outcome=interrupted. "
-              f"Continue it with: python -m src.train resume={run_id}")
+        log.warning("Run %s stopped (%s): status KILLED, outcome=interrupted. Continue it with: "
+                    "python -m src.train resume=%s", run_id, type(exc).__name__, run_id)
         return
     try:
         mlflow_client.log_text(run_id, traceback.format_exc(), "traceback.txt")
     except Exception as err:  # noqa: BLE001 - a full disk must not keep the run from its FAILED status
         if disk_full_error(err) is None:
-            print(f"Could not store traceback.txt for run {run_id} ({type(err).__name__}: {err})")
+            log.warning("Could not store traceback.txt for run %s (%s: %s)", run_id, type(err).__name__, err)
     finally:
         finish_run(mlflow_client, run_id, "failed")
 
@@ -103,4 +116,4 @@ def retally_parent(mlflow_client: Any, run_id: str) -> None:
         if parent:
             retally_closed_parent(mlflow_client, parent)
     except Exception as err:  # noqa: BLE001 - the job's own record is complete; the tally is a summary
-        print(f"Could not update the sweep's tally for run {run_id} ({type(err).__name__}: {err})")
+        log.warning("Could not update the sweep's tally for run %s (%s: %s)", run_id, type(err).__name__, err)

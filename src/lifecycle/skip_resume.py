@@ -13,14 +13,20 @@ not change back. `skip_bad_batches` itself is a control key, like `resume`: neve
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from src.lifecycle.resume import CHECKPOINT_DIR_TAG, ResumeError, ResumePlan
+
+if TYPE_CHECKING:
+    from src.lifecycle.run_context import Run
+
+log = logging.getLogger(__name__)
 
 REPORT = "forensics/report.json"
 INDICES_TAG = "skip.indices"
@@ -96,10 +102,10 @@ def plan_skip(cfg: DictConfig, mlflow_client: Any, plan: ResumePlan) -> tuple[Re
     return ResumePlan(ckpt_path=str(good[0]), run_id=plan.run_id), Skip(indices, tags)
 
 
-def record_skip(run: dict[str, Any], skip: Skip | None) -> None:
+def record_skip(run: Run, skip: Skip | None) -> None:
     """Tag the run with what this resume leaves out (by the process that owns the run), and say it."""
-    if skip is None or not skip.tags or not run.get("owner", True):
+    if skip is None or not skip.tags or not run.owner:
         return
     for key, value in skip.tags.items():
-        run["client"].set_tag(run["run_id"], key, value)
-    print(f"skip_bad_batches: leaving out examples {skip.tags[INDICES_TAG]}, from {skip.tags['skip.checkpoint']}")
+        run.client.set_tag(run.run_id, key, value)
+    log.info("skip_bad_batches: leaving out examples %s, from %s", skip.tags[INDICES_TAG], skip.tags["skip.checkpoint"])

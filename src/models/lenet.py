@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 from torch import Tensor, nn
 
-from src.config.signature import checked
-from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 from src.models.common import Activation, Init, initialize, make_activation
+from src.settings.signature import checked
+from src.settings.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 Pool = Literal[tuple(sorted(POOLS))]

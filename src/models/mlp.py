@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from src.config.signature import checked
-from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 from src.models.common import Activation, Init, initialize, make_activation
+from src.settings.signature import checked
+from src.settings.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 
 
 class MLP(nn.Module):

@@ -33,10 +33,10 @@ from typing import Literal
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from src.config import ConfigError
-from src.config.signature import checked
-from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 from src.models.common import REINITS, Activation, initialize, scaled, swap_activations
+from src.settings import ConfigError
+from src.settings.signature import checked
+from src.settings.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 
 RESNET152_LAYERS = [3, 8, 36, 3]
 NORMS: dict[str, type[nn.Module]] = {"batch": nn.BatchNorm2d, "none": nn.Identity}  # Identity ignores its args

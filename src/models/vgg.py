@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from src.config.signature import checked
-from src.config.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 from src.models.common import REINITS, Activation, initialize, scaled, swap_activations
+from src.settings.signature import checked
+from src.settings.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 
 VggInit = Literal[("cifar", "torchvision", *REINITS)]
 

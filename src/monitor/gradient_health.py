@@ -28,8 +28,6 @@ import pytorch_lightning as pl
 import torch
 
 from src.amp import grad_scaler
-from src.config.signature import checked
-from src.config.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 from src.monitor.background import BackgroundWriter, FlushOutput
 from src.monitor.collector import GradStatsCollector, StatsBlock
 from src.monitor.detectors import default_detectors
@@ -48,6 +46,8 @@ from src.monitor.stats import summarize
 from src.monitor.thresholds import Thresholds, ThresholdSettings
 from src.monitor.updates import RelativeUpdateTracker
 from src.monitor.verdict import HealthVerdict
+from src.settings.signature import checked
+from src.settings.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 
 FLAGGING_KINDS = ("nonfinite", "divergence")  # these mark a run `diverged`, whatever the policy
 

@@ -16,7 +16,7 @@ from typing import Annotated, TypedDict, get_type_hints
 
 from pydantic import Field
 
-from src.config.types import NonNegativeFloat, Number, OpenFraction, PositiveFloat, PositiveInt
+from src.settings.types import NonNegativeFloat, Number, OpenFraction, PositiveFloat, PositiveInt
 
 
 @dataclass(frozen=True)

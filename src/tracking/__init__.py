@@ -1,5 +1,5 @@
-"""MLflow: store and URI, the retrying client, run naming, params, runs, the logger, sweeps and their tally,
-redaction, reachability.
+"""MLflow: store and URI, the retrying client, run naming, params, runs and their outcome, the logger,
+sweeps and their tally, liveness tags and the reaper, redaction, reachability.
 
 Kept free of heavy imports: the entry point probes the store through it before Lightning or MLflow load.
 """

@@ -13,13 +13,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from src.settings import UserError
 from src.tracking.redaction import redact_uri
 
 TIMEOUT_ENV = "GRADREG_TRACKING_TIMEOUT"  # seconds the probe waits for an answer
 DEFAULT_TIMEOUT_S = 5.0
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(UserError, RuntimeError):
     """The MLflow tracking store does not answer or cannot be written."""
 
 

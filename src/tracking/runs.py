@@ -7,6 +7,7 @@ Sweeps: `src.tracking.sweeps.MlflowSweepCallback` opens one parent run per multi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +15,13 @@ from omegaconf import DictConfig
 
 from src.tracking.client import client, log_batch
 from src.tracking.naming import deduplicate_in_sweep, reg_label, run_name
+from src.tracking.outcome import finish_run
 from src.tracking.params import config_params, git_commit, location_tags, log_config
 from src.tracking.redaction import scrub, scrub_overrides
 from src.tracking.store import get_or_create_experiment
 from src.tracking.sweeps import sweep_context, sweep_tags
+
+log = logging.getLogger(__name__)
 
 MAX_TAG_LENGTH = 8000  # MLflow's limit for a tag value
 RUN_CONTROL_KEYS = ("resume", "ckpt_path", "skip_bad_batches")  # how a job starts, not what it trains: differ on resume
@@ -96,13 +100,5 @@ def resume_run(
         finish_run(mlflow_client, run_id, "failed")
         raise
     if changed:
-        print(f"Resuming run {run_id}: params that differ from the first start (kept as first logged): {changed}")
+        log.info("Resuming run %s: params that differ from the first start (kept as first logged): %s", run_id, changed)
     return mlflow_client, run_id
-
-
-def finish_run(mlflow_client, run_id: str, outcome: str) -> None:  # noqa: ANN001
-    """Tag the outcome and set the terminal status that matches it."""
-    status = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
-              "lost": "KILLED"}[outcome]
-    mlflow_client.set_tag(run_id, "outcome", outcome)
-    mlflow_client.set_terminated(run_id, status)

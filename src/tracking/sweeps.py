@@ -2,23 +2,23 @@
 
 `MlflowSweepCallback` runs in the process that launches the sweep (the login node on SLURM):
 
-- `on_multirun_start`, before any job or worker exists: checks every job's config
-  (`src/tracking/sweep_validation.py`; one bad job refuses the sweep, exit 2, nothing created);
-  creates the store (sqlite schema) and the experiment, so parallel jobs never race to create
-  either; closes lost runs (the reaper); opens the parent run with the launcher's liveness tags and heartbeat; writes
+- `on_multirun_start`, before any job or worker exists (and after `src/config/sweep_validation.py`
+  checked every job's config): creates the store (sqlite schema) and the experiment, so parallel
+  jobs never race to create either; closes lost runs (the reaper); opens the parent run with the
+  launcher's liveness tags and heartbeat; writes
   `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id, launcher pid). Jobs
   find that file through their own Hydra config (`hydra.sweep.dir`), whatever the launcher:
   basic, joblib, submitit.
 - `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): closes jobs whose
   process died as `lost`, counts the outcomes and closes the parent by the rule in
   `src/tracking/sweep_tally.py` (FINISHED when every job completed or diverged). Tags `sweep_jobs`,
-  `sweep_planned_jobs` and `sweep_outcomes` say what happened. Then the sweep's
-  gradient-health dashboard (`src/report/dashboard.py`) is logged on it as
-  `dashboard/gradient_health.html`; the UI command is printed here once, not by every job.
+  `sweep_planned_jobs` and `sweep_outcomes` say what happened; the UI command is printed here
+  once, not by every job. (The sweep's dashboard follows: `src/report/sweep_dashboard.py`.)
 
 The parent is created eagerly, in the launching process, because that is the one place where no
 two jobs can race to create it (nor the store, nor the experiment) on any launcher or file system.
-A sweep in which no job created a run (all failed validation) therefore deletes its parent at the
+A sweep in which no job created a run (each failed before its run existed: a data set missing, say)
+therefore deletes its parent at the
 end rather than leave an empty FAILED group in the UI; the jobs' own errors say what was wrong.
 The reaper and liveness helpers come from `src/lifecycle/`, imported lazily inside the hooks.
 """
@@ -102,21 +102,7 @@ def planned_jobs(config: DictConfig) -> int:
     return math.prod(sizes.values())
 
 
-def make_dashboard(mlflow_client: Any, sweep_id: str, sweep_dir: Path) -> str | None:
-    """The sweep's gradient-health dashboard on its parent run (`src/report/dashboard.py`); its artifact
-    path, or None. A dashboard that cannot be made costs a line, never the sweep's outcome."""
-    try:
-        from src.report.document import sweep_dashboard
-
-        return sweep_dashboard(mlflow_client, sweep_id, sweep_dir / "dashboard")
-    except Exception as err:  # noqa: BLE001 - the jobs' results are already safe in the store
-        why = str(err).splitlines()[0] if str(err) else ""
-        print(f"MLflow sweep {sweep_id}: no dashboard ({type(err).__name__}: {why}); "
-              f"`python scripts/report.py --sweep {sweep_id}` makes it")
-        return None
-
-
-def print_ui_lines(mlflow_client: Any, parent_run_id: str, dashboard: str | None) -> None:
+def print_ui_lines(mlflow_client: Any, parent_run_id: str) -> None:
     """Once per sweep (its jobs do not repeat it): how to open the UI, and the parent run's page."""
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
@@ -126,8 +112,6 @@ def print_ui_lines(mlflow_client: Any, parent_run_id: str, dashboard: str | None
     page = run_url(ui_base_url(uri), experiment_id, parent_run_id)
     print(f"Open the UI: {ui_command(uri)}")
     print(f"Sweep page:  {page}")
-    if dashboard:
-        print(f"Dashboard:   {page.replace('?', f'/artifacts/{dashboard}?', 1)}")
 
 
 class MlflowSweepCallback(Callback):
@@ -146,13 +130,10 @@ class MlflowSweepCallback(Callback):
         return {"enabled": self.enabled, "_open": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from src.tracking.sweep_validation import validate_sweep
-
-        validate_sweep(config)  # every job's config, before anything exists; exit 2 when one is invalid
         if not self.enabled:
             return
-        from src.lifecycle.liveness import Heartbeat, process_tags
-        from src.lifecycle.reaper import liveness_settings, reap_at_start
+        from src.tracking.liveness import Heartbeat, process_tags
+        from src.tracking.reaper import liveness_settings, reap_at_start
 
         heartbeat_s, _, _ = liveness_settings()
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -210,11 +191,11 @@ class MlflowSweepCallback(Callback):
         """Record the jobs' outcomes on the parent run and end it; a no-op once closed.
 
         Jobs whose process died (a SIGKILLed joblib worker) are closed as `lost` first. A sweep in
-        which no job created a run (every job failed validation, say) leaves no parent: it is deleted.
+        which no job created a run (each failed before its run existed) leaves no parent: it is deleted.
         """
         if self._open is None:
             return
-        from src.lifecycle.reaper import liveness_settings, reap
+        from src.tracking.reaper import liveness_settings, reap
         from src.tracking.sweep_tally import child_runs
 
         state, self._open = self._open, None
@@ -236,7 +217,6 @@ class MlflowSweepCallback(Callback):
             return
         status = record_tally(mlflow_client, parent, jobs, started, outcomes)
         record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
-        dashboard = make_dashboard(mlflow_client, state["sweep_id"], state["sweep_dir"])
         text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
-        print_ui_lines(mlflow_client, parent, dashboard)
+        print_ui_lines(mlflow_client, parent)

@@ -8,18 +8,19 @@ choice per experiment (3.17 reads it only when its workflow switch is disabled).
 does both: its experiments carry `mlflow.experimentKind=custom_model_development`, and every URL it
 prints ends in `?workflowType=machine_learning`, which opens the runs table, not the GenAI overview.
 
-`python -m src.tracking.ui_links [--store URI] [--base-url URL]` tags the project's experiments of
-a store (ones whose runs this project made) and prints their URLs; `make ui` runs it before the UI.
+`python scripts/ui_links.py [--store URI] [--base-url URL]` tags the project's experiments of a
+store (ones whose runs this project made) and prints their URLs; `make ui` runs it before the UI.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import logging
 from typing import Any
 
 from src.tracking.reachability import without_userinfo
 from src.tracking.redaction import redact_uri
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"  # MLflow's value for the model-training view
@@ -54,7 +55,7 @@ def mark_training_view(mlflow_client: Any, experiment: Any) -> bool:
     """Tag an existing experiment for the training view unless it says what kind it is; True if tagged.
 
     A server that refuses (an experiment shared read-only) costs the UI's default view, not the run:
-    the refusal is printed and training goes on.
+    the refusal is logged and training goes on.
     """
     from mlflow.exceptions import MlflowException
 
@@ -63,8 +64,8 @@ def mark_training_view(mlflow_client: Any, experiment: Any) -> bool:
     try:
         mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     except MlflowException as err:
-        print(f"Experiment {experiment.name} keeps the UI's default view: tagging it was refused ({err.error_code})",
-              file=sys.stderr)
+        log.warning("Experiment %s keeps the UI's default view: tagging it was refused (%s)", experiment.name,
+                    err.error_code)
         return False
     return True
 
@@ -75,28 +76,3 @@ def project_experiments(mlflow_client: Any) -> list[Any]:
         e for e in mlflow_client.search_experiments()
         if mlflow_client.search_runs([e.experiment_id], PROJECT_RUN_FILTER, max_results=1)
     ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from src.tracking.client import client
-    from src.tracking.store import tracking_uri
-
-    parser = argparse.ArgumentParser(description="Tag the project's experiments for MLflow's training view; "
-                                                 "print their URLs.")
-    parser.add_argument("--store", default=None, help="tracking URI (default: MLFLOW_TRACKING_URI or mlruns/)")
-    parser.add_argument("--base-url", default=DEFAULT_UI, help=f"where `mlflow ui` serves (default {DEFAULT_UI})")
-    args = parser.parse_args(argv)
-    uri = args.store or tracking_uri()
-    mlflow_client = client(uri)
-    base = ui_base_url(uri, args.base_url)
-    experiments = project_experiments(mlflow_client)
-    for experiment in experiments:
-        mark_training_view(mlflow_client, experiment)
-        print(f"Experiment {experiment.name}: {experiment_url(base, experiment.experiment_id)}")
-    if not experiments:
-        print(f"No runs in {redact_uri(uri)} yet (python -m src.train makes one); the UI: {base}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,8 +16,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
-from src.config.signature import checked
-from src.config.types import PositiveFloat
+from src.settings.signature import checked
+from src.settings.types import PositiveFloat
 
 
 class ThrottledRichProgressBar(RichProgressBar):

@@ -36,8 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from src import foreach
-from src.config.signature import checked
-from src.config.types import Fraction, NonNegativeFloat, UnitInterval
+from src.settings.signature import checked
+from src.settings.types import Fraction, NonNegativeFloat, UnitInterval
 from src.training.penalized import abs_sum, grouped_by_lr, select_parameters, soft_threshold_, square_sum
 
 L2_MODES = ("penalty", "decoupled")

@@ -18,9 +18,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from src.config import ConfigError
-from src.config.signature import checked
-from src.config.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
+from src.settings import ConfigError, UserError
+from src.settings.signature import checked
+from src.settings.types import ClassCount, Fraction, NonNegativeInt, PositiveInt, Seed, WritableDir
 from src.training.data.description import DataDescription, Split
 from src.training.data.examples import TensorExamples, keep_batch
 from src.training.data.skip import without
@@ -28,7 +28,7 @@ from src.training.data.skip import without
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(UserError, RuntimeError):
     """A dataset's files are missing and could not be downloaded."""
 
 

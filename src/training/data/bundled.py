@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from src.config.signature import checked
-from src.config.types import NonNegativeFloat, PositiveInt
+from src.settings.signature import checked
+from src.settings.types import NonNegativeFloat, PositiveInt
 from src.training.data.base import TensorSplitDataModule
 from src.training.data.description import DataDescription, file_sha256
 

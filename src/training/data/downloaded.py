@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from src.config.signature import checked
-from src.config.types import OpenFraction, PositiveFloat
+from src.settings.signature import checked
+from src.settings.types import OpenFraction, PositiveFloat
 from src.training.data.base import OFFLINE_HINT, DataUnavailableError, ImageDataModule, stratified_split
 from src.training.data.description import DataDescription, file_sha256
 from src.training.data.examples import IndexedSubset, whole

@@ -2,7 +2,8 @@
 
 Our own builders, data modules, regularizers and the monitor declare their settings in their
 signatures (`strength: NonNegativeFloat = 1e-4`); `signature_schema` reads them, following a
-class's `**kwargs` up its bases while the class passing them on is ours (`src.`), and
+class's `**kwargs` up its bases while the class passing them on is ours (not an installed package
+nor the standard library: `src/`, a test, a copied template), and
 `**kwargs: Unpack[SomeTypedDict]` adds that TypedDict's keys. A third-party callable gives its
 argument names only (its annotations are not ours to enforce); `Schema.declare` lays hand-written
 constraints over them. `checked` validates direct Python calls with the same schema, so a builder
@@ -13,15 +14,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
+import sysconfig
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, NotRequired, Required, TypeVar, Unpack, get_args, get_origin, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12 (it depends on it)
 
-from src.config import ConfigError
-from src.config.wording import explain, unknown
+from src.settings.errors import ConfigError
+from src.settings.wording import explain, unknown
 
 STRICT = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,8 +82,22 @@ def typed_dict_schema(settings: type, name: str) -> Schema:
     return Schema(name, hints, frozenset(getattr(settings, "__required_keys__", ())), frozenset(hints))
 
 
+INSTALLED = tuple(str(Path(sysconfig.get_paths()[key]).resolve()) + os.sep
+                  for key in ("stdlib", "platstdlib", "purelib", "platlib"))  # the standard library, installed packages
+
+
 def _ours(obj: Any) -> bool:
-    return str(getattr(obj, "__module__", "")).startswith("src.")
+    """Is `obj` the project's or a user's own code (`src/`, a test, a copied template, a notebook)? Its
+    annotations are then enforced. Installed packages and the standard library give their argument names
+    only: their annotations are not ours to enforce."""
+    name = str(getattr(obj, "__module__", None))
+    if name.startswith("src."):  # the project itself, wherever it is installed
+        return True
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if path is None:  # defined at an interactive prompt (ours), or a builtin (not)
+        return getattr(module, "__name__", "") == "__main__"
+    return not str(Path(path).resolve()).startswith(INSTALLED)
 
 
 def _parameters(fn: Callable[..., Any], ours: bool) -> list[inspect.Parameter] | None:

@@ -1,6 +1,6 @@
 """Constrained types for declaring settings, shared by our signatures and the third-party schemas.
 
-Validation is strict (`src/config/signature.py`): an int is a number, but a bool is neither an int
+Validation is strict (`src/settings/signature.py`): an int is a number, but a bool is neither an int
 nor a number and a string is never either. `Allowed("...")` inside an `Annotated` says in words what
 a custom check accepts. No framework imports here: `src/models` uses these types.
 """

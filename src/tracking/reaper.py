@@ -2,7 +2,7 @@
 
 SIGKILL, the OOM killer or a lost node end a process without any `finally`, so its MLflow run
 would stay RUNNING for ever. The reaper finds such runs from their liveness tags
-(`src/lifecycle/liveness.py`) and closes them KILLED with `outcome=lost`:
+(`src/tracking/liveness.py`) and closes them KILLED with `outcome=lost`:
 
 - same host (and same boot and pid namespace): lost when the pid is gone, or when it now belongs
   to a process that started at another time (the pid was reused);
@@ -19,14 +19,15 @@ A sweep parent whose job it closed gets its tally recounted (`src/tracking/sweep
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from src.config import ConfigError
-from src.lifecycle.liveness import (
+from src.settings import ConfigError
+from src.tracking.liveness import (
     DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
     HOST_TAG,
@@ -39,6 +40,8 @@ from src.lifecycle.liveness import (
     process_start,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"
@@ -142,7 +145,7 @@ def find_lost(mlflow_client: Any, lost_after_s: float = DEFAULT_LOST_AFTER_S) ->
 def close_lost(mlflow_client: Any, lost: LostRun) -> bool:
     """Close one lost run KILLED, `outcome=lost`; False when it changed meanwhile (resumed, or ended)."""
     from src.tracking.client import log_batch
-    from src.tracking.runs import finish_run
+    from src.tracking.outcome import finish_run
 
     run = mlflow_client.get_run(lost.run_id)  # read again: a resume may have taken it over since the search
     if run.info.status != "RUNNING" or liveness_snapshot(run.data.tags) != lost.seen:
@@ -172,8 +175,8 @@ def reap(mlflow_client: Any = None, lost_after_s: float = DEFAULT_LOST_AFTER_S, 
         closed.append(lost)
         verb = "would close" if dry_run else "closed"
         hint = "" if lost.is_parent else f" Continue it with: python -m src.train resume={lost.run_id}"
-        print(f"Reaper: run {lost.name} ({lost.run_id}) was RUNNING but {lost.reason}: {verb} KILLED, "
-              f"outcome=lost.{hint}")
+        log.warning("Reaper: run %s (%s) was RUNNING but %s: %s KILLED, outcome=lost.%s", lost.name, lost.run_id,
+                    lost.reason, verb, hint)
     if not dry_run:
         for parent in {lost.parent_run_id for lost in closed if lost.parent_run_id}:
             retally_closed_parent(mlflow_client, parent)
@@ -188,5 +191,5 @@ def reap_at_start(mlflow_client: Any = None) -> list[LostRun]:
     try:
         return reap(mlflow_client, lost_after_s)
     except Exception as err:  # noqa: BLE001 - tidying other runs must not stop this one
-        print(f"Reaper skipped ({type(err).__name__}: {err})")
+        log.warning("Reaper skipped (%s: %s)", type(err).__name__, err)
         return []

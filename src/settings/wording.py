@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_ar
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from src.config.types import Allowed
+from src.settings.types import Allowed
 
 WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Any: "any value"}
 

@@ -11,7 +11,7 @@ A run (and a sweep's parent run) records, when it becomes RUNNING:
 - `heartbeat`: UTC time (ISO 8601, seconds) of the last beat.
 
 `Heartbeat` is a daemon thread that rewrites the `heartbeat` tag every `every_s` seconds: one small
-MLflow write per interval, nothing on the training loop. The reaper (`src/lifecycle/reaper.py`)
+MLflow write per interval, nothing on the training loop. The reaper (`src/tracking/reaper.py`)
 reads these tags to close runs whose process is gone.
 """
 

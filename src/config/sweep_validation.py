@@ -2,8 +2,9 @@
 
 Without this, each job validates its own config after its launcher started it (a joblib worker
 after tens of seconds of start-up, a SLURM task after its queue wait), and a grid with one bad
-corner runs every good job first, then fails one job with a traceback. Here the sweep callback
-(`src/tracking/sweeps.py`, `on_multirun_start`) composes each job's config exactly as the launcher
+corner runs every good job first, then fails one job with a traceback. Here a Hydra callback
+(`SweepValidation`, first in `conf/hydra/default.yaml`, so its `on_multirun_start` runs before the
+MLflow sweep callback's) composes each job's config exactly as the launcher
 will (Hydra's `load_sweep_config` on the job's overrides, the job's number and output folder in
 its Hydra config) and checks it with `src.config.validation.validate`. Any failure refuses the
 whole sweep: one message naming each failing job's overrides and the keys at fault, exit status 2,
@@ -17,10 +18,19 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
 MAX_SHOWN = 20  # failing jobs listed in full; the rest are counted
+
+
+class SweepValidation(Callback):
+    """Hydra callback: `validate_sweep` at `on_multirun_start`, before any other callback or launcher acts."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        validate_sweep(config)
 
 
 class SweepRefused(SystemExit):
@@ -64,8 +74,8 @@ def job_problems(config: DictConfig, overrides: list[str], num: int) -> list[str
     from hydra.core.hydra_config import HydraConfig
     from hydra.errors import HydraException
 
-    from src.config import ConfigError
     from src.config.validation import validate
+    from src.settings import ConfigError
 
     try:
         job = job_config(config, overrides, num)
