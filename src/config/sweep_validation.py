@@ -4,9 +4,10 @@ Without this, each job validates its own config after its launcher started it (a
 after tens of seconds of start-up, a SLURM task after its queue wait), and a grid with one bad
 corner runs every good job first, then fails one job with a traceback. Here a Hydra callback
 (`SweepValidation`, first in `conf/hydra/default.yaml`, so its `on_multirun_start` runs before the
-MLflow sweep callback's) composes each job's config exactly as the launcher
-will (Hydra's `load_sweep_config` on the job's overrides, the job's number and output folder in
-its Hydra config) and checks it with `src.config.validation.validate`. Any failure refuses the
+MLflow sweep callback's) lists the jobs with the basic sweeper's own `split_arguments` (the jobs it
+will launch), composes each job's config as the launcher will (Hydra's `load_sweep_config` on the
+job's overrides, its number and output folder in its Hydra config) and checks it with
+`src.config.validation.validate`. Any failure refuses the
 whole sweep: one message naming each failing job's overrides and the keys at fault, exit status 2,
 before any store, run, sweep folder or worker exists.
 

@@ -18,8 +18,8 @@
 The parent is created eagerly, in the launching process, because that is the one place where no
 two jobs can race to create it (nor the store, nor the experiment) on any launcher or file system.
 A sweep in which no job created a run (each failed before its run existed: a data set missing, say)
-therefore deletes its parent at the
-end rather than leave an empty FAILED group in the UI; the jobs' own errors say what was wrong.
+therefore deletes its parent at the end rather than leave an empty FAILED group in the UI; the jobs'
+own errors say what was wrong.
 The reaper and liveness helpers come from `src/lifecycle/`, imported lazily inside the hooks.
 """
 
