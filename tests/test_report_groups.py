@@ -54,6 +54,10 @@ def test_two_doses_at_one_seed_are_two_rows_never_one_spread(mlflow_client) -> N
     table = markdown_table(rows)
     assert "| lam1e-4 | 2 |" in table and "0.920 [" in table and "(n=2)" in table
 
+    again = arm_run(mlflow_client, exp, "0.001", 1, 0.11)  # the same configuration and seed run twice
+    rows, _ = build_rows(mlflow_client, [mlflow_client.get_run(i) for i in [*ids, again]])
+    assert "| lam1e-3 | 3 (seed 1 ×2) |" in markdown_table(rows), "a repeated seed is said, not counted as a seed"
+
 
 def test_accuracy_interval_stays_inside_zero_one(mlflow_client) -> None:
     exp = mlflow_client.create_experiment("bounded")

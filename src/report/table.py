@@ -223,6 +223,12 @@ def fmt_acc(row: Row) -> str:
     return f"{fmt_interval(row.test_acc_interval, lambda v: f'{v:.3f}')} (n={len(row.test_acc)})"
 
 
+def fmt_runs(row: Row) -> str:
+    """How many runs; a seed that appears twice (a repeated run of one configuration) is said, not hidden."""
+    repeated = {s: n for s, n in Counter(r.seed for r in row.runs).items() if n > 1}
+    return " ".join([str(len(row.runs)), *(f"(seed {s} ×{n})" for s, n in sorted(repeated.items()))])
+
+
 def fmt_counts(counts: Counter[str]) -> str:
     shown = {k: v for k, v in sorted(counts.items()) if v}
     return ", ".join(f"{k} {v}" for k, v in shown.items()) if shown else MISSING
@@ -239,7 +245,7 @@ COLUMNS = ["Runs", "Outcome", "Test acc (mean [95% CI])", "Verdict", "Final stat
 
 def row_cells(r: Row) -> list[str]:
     """The figures of one row, in `COLUMNS` order."""
-    return [str(len(r.runs)), fmt_counts(r.outcomes), fmt_acc(r), fmt_counts(r.verdicts), fmt_counts(r.final_states),
+    return [fmt_runs(r), fmt_counts(r.outcomes), fmt_acc(r), fmt_counts(r.verdicts), fmt_counts(r.final_states),
             fmt_states(r.time_in_state),
             fmt_interval(r.instrument("signal_ratio")), fmt_interval(r.instrument("dead_max")),
             fmt_interval(r.instrument("sharpness_max")), fmt(r.max_grad_norm), fmt(r.min_first_last_ratio),
