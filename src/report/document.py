@@ -117,7 +117,7 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
               else "No run logged per-layer gradient metrics.", "",
               "Each run's own gradient-flow heatmap is an artifact of that run in MLflow.", "",
               f"The interactive gradient-health dashboard (timelines, layer x run heat maps, depth profiles): "
-              f"[{FILE_NAME}]({FILE_NAME}).", "",
+              f"[{FILE_NAME}]({FILE_NAME}) beside this file; on a sweep's parent run, `dashboard/{FILE_NAME}`.", "",
               "## Runs", "", runs_table(rows), ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines))
