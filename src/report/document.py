@@ -81,7 +81,7 @@ def write_report(mlflow_client: Any, report_id: str, parent: Any | None, runs: l
             mlflow_client, rows, "train/loss", out_dir / "train_loss.png", "training loss (data term)"),
         "gradient_flow.png": plots.gradient_flow(mlflow_client, rows, out_dir / "gradient_flow.png"),
     }
-    write_dashboard(mlflow_client, rows, f"Gradient health: {what}", out_dir / FILE_NAME)
+    write_dashboard(mlflow_client, rows, f"Gradient health: {what.replace('`', '')}", out_dir / FILE_NAME)
     (out_dir / "report.json").write_text(json.dumps({"id": report_id, "rows": [row_record(r) for r in rows]}, indent=1))
     lines = [f"# Report: {report_id}", "",
              f"{what} · {len(runs)} runs in {len(rows)} groups · store `{mlflow_client.tracking_uri}` · "
