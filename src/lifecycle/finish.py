@@ -73,6 +73,7 @@ def objective(cfg: DictConfig, result: JobResult) -> float | None:
 def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any, health: Sequence[str] = ()) -> None:
     """The run's name, id and outcome, where the first NaN came from, the health summary's lines
     (`src/monitor/summary.py`), test/acc, and where to look."""
+    from src.lifecycle.exits import in_multirun
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
 
@@ -84,5 +85,6 @@ def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any, health
         print(line)
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
-    print(f"Open the UI: {ui_command(uri)}")
+    if not in_multirun():  # a sweep prints it once, when it ends (src/tracking/sweeps.py)
+        print(f"Open the UI: {ui_command(uri)}")
     print(f"Run page:    {run_url(ui_base_url(uri), info.experiment_id, info.run_id)}\n")
