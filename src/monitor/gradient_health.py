@@ -33,8 +33,8 @@ import pytorch_lightning as pl
 import torch
 
 from src.amp import grad_scaler
+from src.background import BackgroundWriter, FlushOutput
 from src.monitor.account import end_tags, health_summary, verdict_kind
-from src.monitor.background import BackgroundWriter, FlushOutput
 from src.monitor.collector import GradStatsCollector, StatsBlock
 from src.monitor.detectors import KINDS, default_detectors
 from src.monitor.events import EventLog, HealthEvent

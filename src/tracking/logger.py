@@ -14,7 +14,7 @@ where the run went non-finite (`grad/nonfinite`, `events.jsonl`).
 
 Writes are off the training thread: a sqlite `log_batch` commit costs milliseconds (tens on a busy
 disk), more than a small network's step. `log_metrics` hands its rows to a background writer
-(`src/monitor/background.py`: one thread, a bounded queue, rows sent together at most every
+(`src/background.py`: one thread, a bounded queue, rows sent together at most every
 `rows_interval_s` seconds, each send retried while sqlite is locked); `finalize`, which Lightning
 calls at the end of every `fit`/`test`, on an exception and on a signal, sends what is queued and
 waits, so the run's status is set after its last metric is in. A write that failed is raised there
@@ -79,7 +79,7 @@ class RunLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Queued for the background writer: returns at once (see the module's docstring)."""
-        from src.monitor.background import BackgroundWriter, FlushOutput
+        from src.background import BackgroundWriter, FlushOutput
 
         if self._writer is None:
             self._writer = BackgroundWriter(self, None, self.rows_interval_s, name="gradreg-metrics-writer")

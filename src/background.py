@@ -1,4 +1,5 @@
-"""The flushes' writes on one background thread: record parts at once, MLflow rows at most every few seconds.
+"""Writes on one background thread (the monitor's flushes, the logger's step metrics): record parts at
+once, MLflow rows at most every few seconds.
 
 Why: a flush's statistics are computed on the training thread (they decide a stop), but writing them
 costs milliseconds a small network's step cannot hide: a sqlite `log_batch` transaction is 10-30 ms
@@ -26,10 +27,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from src.monitor.record import RecordWriter
-from src.monitor.stats import Summary
+
+class PartWriter(Protocol):
+    """Where a flush's record rows go (the monitor's `RecordWriter`): `append` returns the file of a part
+    that is complete and ready to upload, or None."""
+
+    def append(self, summary: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 DRAIN = object()
 STOP = object()
@@ -37,7 +44,7 @@ STOP = object()
 
 @dataclass
 class FlushOutput:
-    summary: Summary | None  # rows for the record (None: no record)
+    summary: Any  # rows for the record, a `Summary` of src/monitor/stats.py (None: no record)
     metrics: list[tuple[str, float, int]]
     tags: dict[str, str] | None
     events_jsonl: str | None  # the whole `events.jsonl` after this flush, when it changed
@@ -47,7 +54,7 @@ class FlushOutput:
 class BackgroundWriter:
     """Writes `FlushOutput`s into `sink` (a `RunSink`) and the record parts of `writer`, in order."""
 
-    def __init__(self, sink: Any, writer: RecordWriter | None, rows_interval_s: float = 2.0,
+    def __init__(self, sink: Any, writer: PartWriter | None, rows_interval_s: float = 2.0,
                  max_pending: int = 256, name: str = "gradreg-health-writer") -> None:
         self.sink, self.writer, self.rows_interval_s = sink, writer, rows_interval_s
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
