@@ -46,6 +46,8 @@ def train(cfg: DictConfig) -> JobResult:
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     start = JobStart.plan(cfg)  # lost runs reaped; the checkpoint and run to continue; examples left out
+    if start.nothing_to_train:
+        return left_as_it_was(start.resume.run_id, start.nothing_to_train)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = start.data_ready(build_datamodule(cfg))  # a missing data set fails here, before any run
     module = start.model_fits(build_module(cfg))  # a checkpoint of another model fails here, the run untouched
@@ -63,6 +65,17 @@ def train(cfg: DictConfig) -> JobResult:
     if run.owner:
         print_summary(run, metrics, forensics)
     return JobResult(metrics, run.outcome)
+
+
+def left_as_it_was(run_id: str, why: str) -> JobResult:
+    """A resume with no step to train: the run is not reopened; its stored metrics and outcome are the result."""
+    from src.lifecycle.finish import JobResult
+    from src.tracking.client import client
+
+    run = client().get_run(run_id)
+    print(f"Nothing to train for run {run_id}: {why}. The run was not changed (status {run.info.status}, "
+          f"outcome={run.data.tags.get('outcome', '-')}); raise trainer.max_steps or trainer.max_epochs to go on.")
+    return JobResult(dict(run.data.metrics), run.data.tags.get("outcome", "completed"))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
