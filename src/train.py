@@ -46,11 +46,11 @@ def train(cfg: DictConfig) -> JobResult:
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
 
     start = JobStart.plan(cfg)  # lost runs reaped; the checkpoint and run to continue; examples left out
-    if start.nothing_to_train:
-        return left_as_it_was(start.resume.run_id, start.nothing_to_train)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = start.data_ready(build_datamodule(cfg))  # a missing data set fails here, before any run
     module = start.model_fits(build_module(cfg))  # a checkpoint of another model fails here, the run untouched
+    if start.nothing_to_train:  # a finished run resumed as it was, or with a smaller max_steps
+        return left_as_it_was(start.resume.run_id, start.nothing_to_train)
     with start.tracked_run() as run:
         callbacks = start.callbacks(run, build_callbacks(cfg))
         trainer = build_trainer(cfg, RunLogger(run.client, run.run_id), callbacks)
