@@ -21,16 +21,20 @@ if TYPE_CHECKING:
 def checked_config(cfg: DictConfig) -> DictConfig:
     """The composed config, completed for `resume=<run_id>` and validated, or a UserError naming every problem."""
     from src.lifecycle.ranks import is_relaunched_rank
+    from src.settings.environment import check_environment
     from src.tracking.reachability import ensure_reachable
     from src.tracking.store import tracking_uri
 
+    check_environment()  # every GRADREG_* setting, before the store is probed with one of them
     if not is_relaunched_rank():
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
     from src.config import validate
+    from src.config.accelerator import check_accelerator
     from src.lifecycle.resume_overrides import compose_for_resume
 
     cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
     validate(cfg)  # before any run exists
+    check_accelerator(cfg)  # trainer=gpu on a machine without one: refused here, not after an empty run
     return cfg
 
 
@@ -92,4 +96,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from src.config.composition import refuse_bad_composition
+
+    refuse_bad_composition(sys.argv[1:])  # an unknown group option or key: its options named, exit 2
     main()
