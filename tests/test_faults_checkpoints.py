@@ -95,3 +95,22 @@ def test_a_resume_with_nothing_to_train_leaves_the_run_and_one_that_trains_keeps
     assert torch.load(folder / "last.ckpt", weights_only=False, map_location="cpu")["global_step"] == 9
     steps = [m.step for m in mlflow_client.get_metric_history(run_id, "train/loss")]
     assert sorted(steps) == list(range(9)), "every step logged exactly once"
+
+
+@pytest.mark.slow  # a run and a resume through the CLI
+def test_an_end_of_training_hook_that_fails_leaves_last_ckpt_at_the_last_step(tmp_path, mlflow_store,  # noqa: ANN001
+                                                                           mlflow_client) -> None:
+    short = [o for o in RUN if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=-1"]
+    out = f"paths.log_dir={tmp_path / 'out'}"
+    boom = ["+callbacks.boom._target_=tests.fault_probes.RaiseAtTrainEnd", "+callbacks.boom.until_step=5"]
+    proc = cli(mlflow_store, out, *short, "trainer.max_steps=5", *boom)
+    assert proc.returncode == 1 and "an end-of-training hook failed" in proc.stderr  # a crash: traceback, exit 1
+    (run_id,) = run_ids(mlflow_client)
+    run = mlflow_client.get_run(run_id)
+    assert (run.info.status, run.data.tags["outcome"]) == ("FAILED", "failed")
+    folder = Path(run.data.tags["checkpoint_dir"])
+    assert torch.load(folder / "last.ckpt", weights_only=False, map_location="cpu")["global_step"] == 5
+    proc = cli(mlflow_store, out, f"resume={run_id}", "trainer.max_steps=8")  # the hook is restored, silent after 5
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    steps = [m.step for m in mlflow_client.get_metric_history(run_id, "train/loss")]
+    assert sorted(steps) == list(range(8)), "steps 0-4 not trained and logged again"
