@@ -4,6 +4,7 @@
     python scripts/bench_monitor.py --quick            # smoke test: small widths, a few steps, one short default run
     python scripts/bench_monitor.py --models lenet5 --repeats 5 --runs 0 --json out.json
     python scripts/bench_monitor.py --compare          # also Lightning's grad_norm and a .item() loop
+    python scripts/bench_monitor.py --baseline ../main # the default run of another checkout in the same rounds
 
 Modes are in `bench/modes.py` (an instrument adds its `monitor+<instrument>` mode there); how a step
 is timed is in `bench/steps.py`, the default run in `bench/default_run.py`.
@@ -40,6 +41,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads, here and in the default runs "
                         "(0 = torch's default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--baseline", type=Path, help="a checkout (the code before a change) whose default run is "
+                        "timed in the same rounds as this one's")
+    parser.add_argument("--ops", action="store_true", help="count the operators each monitor mode adds per flush "
+                        "window of ResNet-152 (bench/ops.py; ~1 min per mode on 2 cores)")
     parser.add_argument("--json", type=Path, help="write {model: {mode: ms_per_step}} and the default run here")
     return parser.parse_args(argv)
 
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.default_run import time_default_runs
     from bench.modes import COMPARISONS, MODES, check_names
     from bench.steps import ModelRun, measure
-    from bench.table import default_run_line, figures, rows, write_json
+    from bench.table import default_run_figures, default_run_lines, figures, rows, write_json
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     modes = {m: MODES[m] for m in (args.modes or MODES)}
@@ -91,14 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         results.append((run, times))
         print("\n".join(rows([(run, times)])[-1:]), flush=True)  # each model's row as soon as it is done
     overrides = QUICK_RUN if args.quick else ()
-    default = time_default_runs(count, overrides, args.threads) if count else None
+    default = time_default_runs(count, overrides, args.threads, args.baseline) if count else None
+    ops = None
+    if args.ops:
+        from bench.ops import count_ops, ops_lines, ops_run
+
+        counted = {"monitor": MODES["monitor"]}  # the reference of every excess
+        counted.update({m: f for m, f in modes.items() if m.startswith("monitor+") and "@" not in m and f is not None})
+        ops = count_ops(ops_run(), counted)
     load_end = os.getloadavg()[0]
     print("\n" + "\n".join(rows(results)))
     if default is not None:
-        print(default_run_line(default, overrides))
+        print("\n" + "\n".join(default_run_lines(default_run_figures(default), overrides)))
+    if ops is not None:
+        print("\nResNet-152, operators per flush window (one instrument step, one flush; bench/ops.py)\n")
+        print("\n".join(ops_lines(ops)))
     print(f"load {load_start:.1f} at the start, {load_end:.1f} at the end (1-minute average)")
     if args.json:
         context = {"load_1min_start": load_start, "load_1min_end": load_end, "threads": torch.get_num_threads(),
                    "repeats": repeats}
-        write_json(args.json, figures(results, default, context))
+        write_json(args.json, figures(results, default, context, ops))
     return 0

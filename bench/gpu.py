@@ -1,19 +1,19 @@
 """`python scripts/gpu_check.py`: what a GPU machine must show before the monitor's cost claims hold there.
 
 1. No host synchronization between flushes: the monitor (and every `monitor+<instrument>` mode) trains
-   ResNet-152 with its non-flush batch hooks under `torch.cuda.set_sync_debug_mode("error")`, in fp32
-   and bf16-mixed (`bench/sync.py`).
-2. The monitor's overhead on ResNet-152 and VGG-19 at width 1, batch 128, fp32 and bf16-mixed: the
+   ResNet-152 with its non-flush batch hooks under `torch.cuda.set_sync_debug_mode("error")`, in fp32,
+   bf16-mixed and 16-mixed (`bench/sync.py`).
+2. The monitor's overhead on ResNet-152 and VGG-19 at width 1, batch 128, in the same three precisions: the
    interleaved step table of `bench/steps.py` (ms/step and ratio to the bare loop; compare `monitor`
    with `module`).
 3. fp16 (`16-mixed`): the skipped-step count of a ResNet-152 run as the monitor logs it
    (`amp/skipped_steps`, when this monitor version logs it) and as the GradScaler's scale drops tell it;
    the two must agree.
 
-It takes about 3 minutes on one H100/H200 (under 10 anywhere it is worth running). Without CUDA it
-says so and exits 0, having measured nothing; `--cpu` runs the same code on the CPU at tiny sizes
-(the CUDA-only parts, 1 and 3, are skipped) to check that the script itself works. Exit status 1 when
-a check fails.
+It takes about 4-5 minutes on one H100/H200 (an estimate from the step counts: it has not run on a GPU
+yet). Without CUDA it says so and exits 0, having measured nothing; `--cpu` runs the same code on the CPU
+at tiny sizes to check that the script itself works: part 1 on the first of `--models` under the CPU
+emulation of the sync debugger (`bench/host_reads.py`), part 3 skipped. Exit status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-PRECISIONS = ("32-true", "bf16-mixed")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 FULL = {"resnet152": (1.0, 5, 30, 10), "vgg19": (1.0, 5, 30, 10)}  # width, warm-up, measured steps, log_every
 TINY = {"resnet152": (0.0625, 1, 2, 2), "vgg19": (0.0625, 1, 2, 2)}
 
@@ -38,28 +38,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_syncs(modes: dict[str, Any], batch_size: int, tiny: bool) -> bool:
-    """Part 1: every monitor mode trains ResNet-152 for 12 steps (two flushes) with guarded hooks, per precision."""
-    from bench.steps import ModelRun, ThrowawayStore, build_net, fit, random_examples
-    from bench.sync import sync_checked
+def check_syncs(modes: dict[str, Any], model: str, batch_size: int, tiny: bool, emulate: bool) -> bool:
+    """Part 1: every monitor mode trains `model` for 12 steps (two flushes) with guarded hooks, per precision
+    (`emulate`: on the CPU, under `bench/host_reads.py`'s emulation of CUDA's sync debug mode)."""
+    from bench.steps import ModelRun
+    from bench.sync import check_host_reads, report_lines
 
-    run = ModelRun("resnet152", 0.0625 if tiny else 1.0, 2, 10, batch_size=batch_size, log_every=5)
-    net, data, store, ok = build_net(run), random_examples(run), ThrowawayStore(), True
-    for precision in PRECISIONS:
-        for mode, factory in modes.items():
-            callbacks = factory(run.log_every)
-            for cb in callbacks:
-                cb.__class__ = sync_checked(type(cb))
-            try:
-                fit(net, data, run, callbacks, store, "cuda", precision)
-            except RuntimeError as err:
-                print(f"  FAILED {mode} {precision}: {err}")
-                ok = False
-                continue
-            checked = sum(getattr(cb, "checked_calls", 0) for cb in callbacks)
-            print(f"  {mode} {precision}: {checked} non-flush hook calls under set_sync_debug_mode('error'), "
-                  "0 host synchronizations between flushes")
-    return ok
+    run = ModelRun(model, 0.0625 if tiny else 1.0, 2, 10, batch_size=batch_size, log_every=5)
+    results = check_host_reads(run, modes, PRECISIONS, "cpu" if emulate else "cuda", emulate)
+    how = "the CPU emulation of sync debug mode" if emulate else "set_sync_debug_mode('error')"
+    print("\n".join(report_lines(results, how)))
+    return all(error is None for *_, error in results)
 
 
 def count_skipped_steps(batch_size: int, tiny: bool) -> bool:
@@ -103,11 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     where = "cpu (dry run)" if args.cpu else torch.cuda.get_device_name(0)
     print(f"GPU check on {where}, torch {torch.__version__}, batch {batch_size}, {repeats} interleaved repeats")
     ok = True
-    print("\n1. host synchronizations between flushes")
-    if cuda and not args.cpu:
-        ok &= check_syncs(monitors, batch_size, tiny)
-    else:
-        print("  skipped: needs CUDA")
+    print("\n1. host synchronizations between flushes" + (" (CPU emulation)" if args.cpu else ""))
+    ok &= check_syncs(monitors, args.models[0] if args.cpu else "resnet152", batch_size, tiny, emulate=args.cpu)
     print("\n2. step time, ms/step, median ×ratio to bare (fastest-slowest repeat); the monitor costs monitor/module")
     setting = TINY if tiny else FULL
     runs = [ModelRun(m, *setting[m][:3], batch_size=batch_size, log_every=setting[m][3]) for m in args.models]

@@ -85,17 +85,19 @@ def _synchronize(device: str) -> None:
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16-mixed":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    if precision in ("bf16-mixed", "16-mixed"):
+        return torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16-mixed" else torch.float16)
     if precision != "32-true":
-        raise ValueError(f"the bare loop runs 32-true and bf16-mixed, not {precision}")
+        raise ValueError(f"the bare loop runs 32-true, bf16-mixed and 16-mixed, not {precision}")
     return contextlib.nullcontext()
 
 
 def time_bare(net: nn.Module, data: TensorExamples, run: ModelRun, device: str, precision: str = "32-true") -> float:
-    """Plain PyTorch: batch to the device, forward, cross-entropy, zero_grad, backward, SGD step (ms/step)."""
+    """Plain PyTorch: batch to the device, forward, cross-entropy, zero_grad, backward, SGD step (ms/step);
+    16-mixed through a `GradScaler`, as Lightning's plugin does."""
     net = copy.deepcopy(net).to(device).train()
     optimizer = sgd(net.parameters())
+    scaler = torch.amp.GradScaler(device, enabled=precision == "16-mixed")
     start = 0.0
     for i in range(run.total):
         if i == run.warmup:
@@ -106,10 +108,20 @@ def time_bare(net: nn.Module, data: TensorExamples, run: ModelRun, device: str, 
         with autocast(device, precision):
             loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     _synchronize(device)
     return (time.perf_counter() - start) * 1000 / run.steps
+
+
+def precision_args(precision: str, device: str) -> dict[str, Any]:
+    """`Trainer` arguments for `precision`: 16-mixed on the CPU is Lightning's plugin with a CPU `GradScaler`."""
+    if precision == "16-mixed" and device == "cpu":
+        from pytorch_lightning.plugins.precision import MixedPrecision
+
+        return {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}
+    return {"precision": precision}
 
 
 class StepClock(pl.Callback):
@@ -153,7 +165,8 @@ def fit(
     module = ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
     clock = StepClock(run.warmup, device)
     trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision, max_steps=run.total,
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
+        **precision_args(precision, device),
         logger=store.logger(), callbacks=[clock, *callbacks], log_every_n_steps=run.log_every,
         limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False,

@@ -1,9 +1,12 @@
 """The benchmark's table and its JSON: milliseconds per training step, median over repeats, the spread
 (fastest-slowest repeat) and the ratio to the bare loop; then the default run's wall time.
 
-JSON: `{model: {mode: ms_per_step}}` (medians), plus `"default_run": {"wall_s", "peak_rss_mib", "test_acc"}`
-when the default run was timed and `"context": {"load_1min_start", "load_1min_end", "threads", "repeats"}`:
-every value is a number.
+JSON: `{model: {mode: ms_per_step}}` (medians); when the default run was timed, `"default_run"`:
+`{"run": P, "bare": P, "baseline": P (with --baseline), "wall_ratio", "cpu_ratio", "baseline_wall_ratio",
+"baseline_cpu_ratio", "imports": {"run": I, "baseline": I}}`, P = `{"wall_s", "cpu_s", "first_step_cpu_s",
+"peak_rss_mib", "test_acc", "walls_s"}` (medians; the bare process has no first step nor accuracy) and
+I = `{"total_s", <package>: s}`; `"ops"`: `{mode: {"ops", "views"}}` per flush window of ResNet-152
+(`bench/ops.py`) when counted; and `"context": {"load_1min_start", "load_1min_end", "threads", "repeats"}`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.default_run import DefaultRuns
+from bench.default_run import DefaultRuns, Timings
 from bench.modes import BARE
 from bench.steps import ModelRun
 
@@ -34,27 +37,69 @@ def rows(results: list[tuple[ModelRun, dict[str, list[float]]]]) -> list[str]:
     return lines
 
 
-def default_run_line(runs: DefaultRuns, overrides: tuple[str, ...]) -> str:
+def _process(t: Timings) -> dict[str, Any]:
+    out: dict[str, Any] = {"wall_s": round(t.wall_s, 2), "cpu_s": round(t.cpu_s, 2),
+                           "peak_rss_mib": round(t.peak_rss_mib, 1), "walls_s": [round(w, 2) for w in t.walls_s]}
+    if t.first_step_cpu_s is not None:
+        out["first_step_cpu_s"] = round(t.first_step_cpu_s, 2)
+    if t.test_acc is not None:
+        out["test_acc"] = t.test_acc
+    return out
+
+
+def default_run_figures(runs: DefaultRuns) -> dict[str, Any]:
+    out: dict[str, Any] = {"run": _process(runs.run), "bare": _process(runs.bare), "imports": runs.imports,
+                           "wall_ratio": round(runs.run.wall_s / runs.bare.wall_s, 3),
+                           "cpu_ratio": round(runs.run.cpu_s / runs.bare.cpu_s, 3)}
+    if runs.baseline is not None:
+        out["baseline"] = _process(runs.baseline)
+        out["baseline_wall_ratio"] = round(runs.baseline.wall_s / runs.bare.wall_s, 3)
+        out["baseline_cpu_ratio"] = round(runs.baseline.cpu_s / runs.bare.cpu_s, 3)
+    return out
+
+
+def default_run_lines(figures: dict[str, Any], overrides: tuple[str, ...]) -> list[str]:
+    """The default run's table (from its JSON figures): each process, its ratios to the bare one, imports."""
     command = " ".join(["python -m src.train", *overrides])
-    acc = "" if runs.test_acc is None else f", test/acc {runs.test_acc:.4f}"
-    return (f"default run `{command}`: {runs.wall_s:.1f} s wall (median of {len(runs.walls_s)}: "
-            f"{', '.join(f'{w:.1f}' for w in runs.walls_s)}), peak RSS {runs.peak_rss_mib:.0f} MiB{acc}")
+    bare = figures["bare"]
+    lines = [f"default run `{command}` beside a bare process of the same steps "
+             f"(median of {len(bare['walls_s'])} interleaved rounds)", "",
+             "| process | wall s | wall ×bare | CPU s | CPU ×bare | CPU s to the first step | imports s | "
+             "peak RSS MiB | test/acc |", "|---|---|---|---|---|---|---|---|---|"]
+    names = {"bare": "bare PyTorch, same steps", "baseline": "default run, baseline", "run": "default run"}
+    for kind in ("bare", "baseline", "run"):
+        if kind not in figures:
+            continue
+        p = figures[kind]
+        ratio = "" if kind == "bare" else f"×{p['wall_s'] / bare['wall_s']:.2f}"
+        cpu_ratio = "" if kind == "bare" else f"×{p['cpu_s'] / bare['cpu_s']:.2f}"
+        first = f"{p['first_step_cpu_s']:.2f}" if "first_step_cpu_s" in p else ""
+        imports = f"{figures['imports'][kind]['total_s']:.2f}" if kind in figures["imports"] else ""
+        acc = f"{p['test_acc']:.4f}" if "test_acc" in p else ""
+        lines.append(f"| {names[kind]} | {p['wall_s']:.1f} | {ratio} | {p['cpu_s']:.1f} | {cpu_ratio} | {first} | "
+                     f"{imports} | {p['peak_rss_mib']:.0f} | {acc} |")
+    for kind, imports in figures["imports"].items():
+        largest = ", ".join(f"{name} {s:.2f}" for name, s in imports.items() if name != "total_s")
+        lines.append(f"\nimports of the {names[kind]} (`-X importtime`, s, cumulative from outside the package): "
+                     f"{largest}")
+    return lines
 
 
 def figures(
-    results: list[tuple[ModelRun, dict[str, list[float]]]], default: DefaultRuns | None, context: dict[str, float]
-) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, Any]] = {
+    results: list[tuple[ModelRun, dict[str, list[float]]]], default: DefaultRuns | None, context: dict[str, float],
+    ops: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
         run.model: {mode: round(statistics.median(t), 4) for mode, t in times.items()} for run, times in results
     }
     if default is not None:
-        out["default_run"] = {"wall_s": round(default.wall_s, 2), "peak_rss_mib": round(default.peak_rss_mib, 1)}
-        if default.test_acc is not None:
-            out["default_run"]["test_acc"] = default.test_acc
+        out["default_run"] = default_run_figures(default)
+    if ops is not None:
+        out["ops"] = ops
     out["context"] = context
     return out
 
 
-def write_json(path: Path, data: dict[str, dict[str, float]]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -132,6 +132,10 @@ class Browser:
                             y=y0 + (y1 - y0) * i / steps, button="left", buttons=1)
         await self.send("Input.dispatchMouseEvent", type="mouseReleased", x=x1, y=y1, button="left", clickCount=1)
 
+    async def wheel(self, x: float, y: float, delta_y: float) -> None:
+        """Turn the mouse wheel at (x, y): scrolls whatever is under it, a cross-origin frame included."""
+        await self.send("Input.dispatchMouseEvent", type="mouseWheel", x=x, y=y, deltaX=0, deltaY=delta_y)
+
     async def press_escape(self) -> None:
         for kind in ("keyDown", "keyUp"):
             await self.send("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape", windowsVirtualKeyCode=27)

@@ -7,8 +7,10 @@
     python scripts/report.py --runs <run id> <run id> ...
     python scripts/report.py --study study --out docs/seed_study   # the study: condition x arm, intervals
 
-Writes `reports/<id>/report.md` (table + figures), `report.json` (the table's figures) and the PNGs,
-and logs them under `report/` of the sweep's parent run. With `--study`, writes `study.md`,
+Writes `reports/<id>/report.md` (table + figures), `report.json` (the table's figures), the PNGs and
+the interactive `gradient_health.html` (src/report/dashboard.py), and logs them on the sweep's parent
+run: under `report/`, the dashboard as `dashboard/gradient_health.html` (the one the sweep made at its
+end, re-made). With `--study`, writes `study.md`,
 `study.json`, `dose_response.png` and `verdict_heatmap.png` of that MLflow experiment's study runs
 (`src/report/study_document.py`) into `--out` (default reports/study). The store is
 `MLFLOW_TRACKING_URI` or the project's sqlite store (`--tracking-uri` overrides both).
@@ -24,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere: this checkout's `src`, not another one
 
+from src.report.dashboard import FILE_NAME, log_dashboard  # noqa: E402
 from src.report.document import select, write_report  # noqa: E402
 from src.report.study_document import write_study_report  # noqa: E402
 from src.tracking.client import client  # noqa: E402
@@ -58,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or ROOT / "reports" / report_id
     md = write_report(mlflow_client, report_id, parent, runs, what, out_dir, command.strip())
     if parent is not None and not args.no_log:
-        mlflow_client.log_artifacts(parent.info.run_id, str(out_dir), "report")
-        print(f"Logged to the sweep's parent run {parent.info.run_id} under report/")
+        for path in sorted(out_dir.iterdir()):  # the dashboard once, in its own folder (it weighs ~5 MB)
+            if path.is_file() and path.name != FILE_NAME:
+                mlflow_client.log_artifact(parent.info.run_id, str(path), "report")
+        dashboard = log_dashboard(mlflow_client, parent.info.run_id, out_dir / FILE_NAME)
+        print(f"Logged to the sweep's parent run {parent.info.run_id} under report/ (dashboard: {dashboard})")
     print(f"Wrote {md}")
     return 0
 

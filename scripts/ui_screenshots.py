@@ -7,8 +7,9 @@ that the UI shows what the project logs: the training view, distinct run names, 
 It starts `mlflow ui` on the store (127.0.0.1, a free port), waits for it, and writes four PNGs of the
 latest sweep in the experiment (or the one given): `runs_table.png` (its job runs with val/test accuracy
 and the params that vary), `sweep_charts.png` (the compare view's charts, filtered by `--charts`),
-`run_metrics.png` (the best job's charts, filtered by `--run-charts`) and `run_artifacts.png` (its
-first plot). Each is
+`run_metrics.png` (the best job's charts, filtered by `--run-charts`), `run_artifacts.png` (its
+first plot) and, when the sweep's parent run has its gradient-health dashboard, `sweep_dashboard.png`
+(that page inside the UI's artifact view). Runs shorter than an epoch (no `val/acc`) are shown too. Each is
 reduced to a palette PNG under `--max-kb` (150). `shots.json` says which runs the pages showed and
 what the runs table was checked for (training view, every job's name, dataset digests); the exit code
 is 1 when a check failed.
@@ -44,6 +45,8 @@ from src.tracking.ui_links import VIEW_QUERY  # noqa: E402
 MLFLOW_CLI = Path(sys.executable).parent / "mlflow"
 QUIET_UI = {"mlflow.assistant.panelOpen_v1": "false", "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
 MAX_VARYING_COLUMNS = 3
+ACCURACIES = ("val/acc", "test/acc")  # runs table columns, when the jobs logged them
+DASHBOARD_DIR, DASHBOARD_FILE = "dashboard", "gradient_health.html"  # src/report/dashboard.py, on the parent run
 
 
 @dataclass
@@ -59,6 +62,9 @@ class Target:
     best_run_name: str
     varying_params: list[str]
     artifact: str | None
+    parent_run_id: str = ""
+    dashboard: str | None = None  # the parent run's dashboard artifact, when the sweep made one
+    metric_columns: tuple[str, ...] = ()  # of val/acc and test/acc, those the jobs logged
 
 
 def free_port() -> int:
@@ -128,21 +134,28 @@ def choose(store: str, experiment: str | None, sweep: str | None) -> Target:
     jobs = client.search_runs([parent.info.experiment_id], f"tags.sweep_id = '{sweep_id}' AND tags.sweep_role = 'job'")
     if not jobs:
         raise SystemExit(f"sweep {sweep_id} has no job runs")
-    best = max(jobs, key=lambda r: r.data.metrics.get("val/acc", float("-inf")))
+    columns = tuple(m for m in ACCURACIES if any(m in r.data.metrics for r in jobs))  # none in runs under an epoch
+    best = max(jobs, key=lambda r: tuple(r.data.metrics.get(m, float("-inf")) for m in columns))
+    dashboard = f"{DASHBOARD_DIR}/{DASHBOARD_FILE}"
+    has_dashboard = any(a.path == dashboard for a in client.list_artifacts(parent.info.run_id, DASHBOARD_DIR))
     keys = sorted({k for r in jobs for k in r.data.params})
     varying = [k for k in keys if len({r.data.params.get(k) for r in jobs}) > 1 and not matches(k, BOOKKEEPING)]
     return Target(
         experiment_id=parent.info.experiment_id, experiment_name=client.get_experiment(parent.info.experiment_id).name,
         sweep_id=sweep_id, run_ids=[r.info.run_id for r in jobs], run_names=[r.info.run_name for r in jobs],
         best_run_id=best.info.run_id, best_run_name=best.info.run_name, varying_params=varying[:MAX_VARYING_COLUMNS],
-        artifact=first_png(client, best.info.run_id),
+        artifact=first_png(client, best.info.run_id), parent_run_id=parent.info.run_id,
+        dashboard=dashboard if has_dashboard else None, metric_columns=columns,
     )
 
 
 def runs_url(base: str, target: Target, mode: str = "TABLE") -> str:
-    """The sweep's job runs, sorted by val/acc (which also lists them flat, not folded under the parent)."""
+    """The sweep's job runs, sorted by val/acc (or test/acc; by name without either), which also lists them
+    flat, not folded under the parent."""
+    order = f"metrics.`{target.metric_columns[0]}`" if target.metric_columns else "attributes.run_name"
     query = {"searchFilter": f"tags.sweep_id = '{target.sweep_id}' AND tags.sweep_role = 'job'",
-             "orderByKey": "metrics.`val/acc`", "orderByAsc": "false", "compareRunsMode": mode}
+             "orderByKey": order, "orderByAsc": "false" if target.metric_columns else "true",
+             "compareRunsMode": mode}
     return f"{base}/#/experiments/{target.experiment_id}/runs?{VIEW_QUERY}&{urllib.parse.urlencode(query)}"
 
 
@@ -192,7 +205,7 @@ async def resize_column(page: Browser, header: str, width_px: float) -> None:
 
 
 async def shoot(
-    base: str, target: Target, out: Path, size: tuple[int, int], charts: tuple[str, str]
+    base: str, target: Target, out: Path, size: tuple[int, int], charts: tuple[str, str], dashboard_scroll: int = 0
 ) -> tuple[dict[str, str], dict[str, bool]]:
     """Take the four screenshots; return their paths and what the runs table showed (`checks`)."""
     shots: dict[str, str] = {}
@@ -211,7 +224,7 @@ async def shoot(
         await resize_column(page, "Run Name", 60 + 7.5 * max(len(n) for n in target.run_names))
         await resize_column(page, "Dataset", 270)  # the train split; the others on hover
         await resize_column(page, "Created", 125)
-        await toggle_columns(page, ["Source", "Models", "val/acc", "test/acc", *target.varying_params])
+        await toggle_columns(page, ["Source", "Models", *target.metric_columns, *target.varying_params])
         rows_end = await page.evaluate("Math.max(...[...document.querySelectorAll('.ag-row')]"
                                        ".map(r => r.getBoundingClientRect().bottom))")
         shots["runs_table"] = str(await page.screenshot(out / "runs_table.png", height=max(420, rows_end + 60)))
@@ -227,7 +240,25 @@ async def shoot(
             await page.wait_for("[...document.images].some(i => i.complete && i.naturalWidth > 100)", 60, "the plot")
         await asyncio.sleep(2)
         shots["run_artifacts"] = str(await page.screenshot(out / "run_artifacts.png"))
+        if target.dashboard:
+            shots["sweep_dashboard"] = str(await shoot_dashboard(page, base, target, out, dashboard_scroll))
     return shots, checks
+
+
+async def shoot_dashboard(page: Browser, base: str, target: Target, out: Path, scroll_px: int = 0) -> Path:
+    """The sweep's gradient-health dashboard as the parent run's artifact view shows it (an iframe)."""
+    url = (f"{base}/#/experiments/{target.experiment_id}/runs/{target.parent_run_id}/artifacts/{target.dashboard}"
+           f"?{VIEW_QUERY}")
+    await open_page(page, url, DASHBOARD_FILE)
+    await page.wait_for("[...document.querySelectorAll('iframe')].some(f => f.getBoundingClientRect().height > 200)",
+                        90, "the dashboard's frame")
+    await asyncio.sleep(12)  # the frame parses 5 MB of Plotly, then draws every figure
+    if scroll_px:  # past the page's heading, to the strip and the first heat map (the UI sandboxes the frame)
+        x, y = await page.evaluate("(() => { const r = document.querySelector('iframe').getBoundingClientRect();"
+                                   " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        await page.wheel(x, y, scroll_px)
+        await asyncio.sleep(2)
+    return await page.screenshot(out / "sweep_dashboard.png")
 
 
 def shrink_png(path: Path, max_bytes: int) -> int:
@@ -254,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1440, help="browser width in pixels")
     parser.add_argument("--height", type=int, default=900, help="browser height in pixels")
     parser.add_argument("--max-kb", type=int, default=150, help="largest PNG size in kB")
+    parser.add_argument("--dashboard-scroll", type=int, default=0, help="pixels to scroll the dashboard down")
     args = parser.parse_args(argv)
     if not args.store.startswith("sqlite:///"):
         parser.error(f"--store={args.store!r} is not allowed; it must be a local sqlite:/// store (the script "
@@ -262,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     target = choose(args.store, args.experiment, args.sweep)
     with mlflow_ui(args.store, args.out / "mlflow_ui.log") as base:
         shots, checks = asyncio.run(shoot(base, target, args.out, (args.width, args.height),
-                                          (args.charts, args.run_charts)))
+                                          (args.charts, args.run_charts), args.dashboard_scroll))
     (args.out / "mlflow_ui.log").unlink(missing_ok=True)
     sizes = {name: shrink_png(Path(path), args.max_kb * 1000) for name, path in shots.items()}
     record = {"target": asdict(target), "checks": checks, "bytes": sizes}

@@ -17,6 +17,7 @@ from torch import Tensor
 
 FUSED = all(hasattr(torch, name) for name in (
     "_foreach_norm", "_foreach_mul", "_foreach_mul_", "_foreach_sub", "_foreach_sign", "_foreach_add_",
+    "_foreach_copy_",
 ))
 
 
@@ -83,3 +84,17 @@ def scale_(tensors: Sequence[Tensor], factor: float | Tensor, fused: bool = FUSE
         return
     for t in tensors:
         t.mul_(factor)
+
+
+@torch.no_grad()
+def copy_(tensors: Sequence[Tensor], sources: Sequence[Tensor], non_blocking: bool = False,
+          fused: bool = FUSED) -> None:
+    """In place: `tensors[i].copy_(sources[i])` for every pair (`non_blocking`: asynchronous from a GPU into
+    pinned memory)."""
+    if not tensors:
+        return
+    if fused:
+        torch._foreach_copy_(list(tensors), list(sources), non_blocking=non_blocking)
+        return
+    for t, s in zip(tensors, sources, strict=True):
+        t.copy_(s, non_blocking=non_blocking)

@@ -45,6 +45,7 @@ def train(cfg: DictConfig) -> JobResult:
     from src.lifecycle.finish import JobResult, final_metrics, print_summary, run_test_if_due
     from src.lifecycle.start import JobStart
     from src.monitor.forensics import summary_line
+    from src.monitor.summary import health_summary_lines
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.logger import RunLogger
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> JobResult:
         if trainer.interrupted:
             raise KeyboardInterrupt  # the run context closes the run as interrupted
     if run.owner:
-        print_summary(run, metrics, forensics)
+        print_summary(run, metrics, forensics, health_summary_lines(callbacks))
     return JobResult(metrics, run.outcome)
 
 

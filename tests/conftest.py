@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 import src  # noqa: F401 - registers the config resolvers
 from src.paths import CONFIG_DIR, PROJECT_ROOT
+from src.tracking.store import copy_store
 
 FAST = [  # shrink any run to seconds
     "trainer.max_epochs=1",
@@ -45,7 +45,7 @@ def mlflow_store(tmp_path: Path, _template_store: Path, monkeypatch: pytest.Monk
     """MLFLOW_TRACKING_URI pointed at a fresh sqlite store in this test's tmp dir."""
     store = tmp_path / "mlruns"
     store.mkdir()
-    shutil.copy(_template_store, store / "mlflow.db")
+    copy_store(_template_store, store / "mlflow.db")  # sqlite backup: complete whatever the journal
     uri = f"sqlite:///{store / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

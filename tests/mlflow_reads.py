@@ -43,9 +43,17 @@ def leaf_paths(node: Any, prefix: str = "") -> set[str]:
     return {prefix.rstrip(".")}
 
 
+def is_a_location(path: str) -> bool:
+    """Where a run reads or writes (its folders): logged as tags `location.<key>`, not params."""
+    return path.startswith("paths.") or path.endswith(".dirpath") or path in ("trainer.default_root_dir",
+                                                                               "data.data_dir")
+
+
 def assert_params_are_the_config(params: Mapping[str, str], config: DictConfig, limit: int = 6000) -> None:
     """An oracle independent of the flattening under test: every param is the value OmegaConf finds at its
-    dotted path (as text, cut at MLflow's 6000-character limit), and every leaf of the config is a param."""
-    assert set(params) == leaf_paths(config), set(params) ^ leaf_paths(config)
+    dotted path (as text, cut at MLflow's 6000-character limit), and every leaf of the config but the
+    run's locations (folders) is a param."""
+    settings = {path for path in leaf_paths(config) if not is_a_location(path)}
+    assert set(params) == settings, set(params) ^ settings
     for key, value in params.items():
         assert value == str(OmegaConf.select(config, key))[:limit], key

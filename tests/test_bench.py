@@ -35,12 +35,17 @@ def test_bench_quick_writes_every_model_and_mode(tmp_path: Path) -> None:
     for model in MODELS:
         assert list(data[model]) == list(MODES), model  # bare, module, monitor, monitor+<instrument>...
         assert all(isinstance(ms, float) and ms > 0 for ms in data[model].values()), data[model]
-    assert set(data["default_run"]) == {"wall_s", "peak_rss_mib", "test_acc"}
-    assert all(v > 0 for k, v in data["default_run"].items() if k != "test_acc")
+    default = data["default_run"]
+    assert {"run", "bare", "wall_ratio", "cpu_ratio", "imports"} <= set(default)
+    assert {"wall_s", "cpu_s", "first_step_cpu_s", "peak_rss_mib", "test_acc"} <= set(default["run"])
+    assert default["run"]["first_step_cpu_s"] < default["run"]["cpu_s"]  # the CPU before training is part of it
+    assert {"wall_s", "cpu_s"} <= set(default["bare"]) and "test_acc" not in default["bare"]
+    assert default["wall_ratio"] == pytest.approx(default["run"]["wall_s"] / default["bare"]["wall_s"], rel=0.01)
+    assert default["imports"]["run"]["total_s"] > 0 and "torch" in default["imports"]["run"]
     assert {"load_1min_start", "threads", "repeats"} <= set(data["context"])
     for model in MODELS:
         assert f"| {model} (batch 32" in proc.stdout  # one row per model in the printed table
-    assert "default run `python -m src.train" in proc.stdout
+    assert "default run `python -m src.train" in proc.stdout and "| bare PyTorch, same steps |" in proc.stdout
 
 
 def test_modes_are_named_for_their_json_keys() -> None:
@@ -59,10 +64,12 @@ def test_gpu_check_without_cuda_says_so_and_measures_nothing() -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # every monitor mode in three precisions under the sync emulation, then the step table: minutes
 def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
     proc = run_script("scripts/gpu_check.py", "--cpu", "--models", "vgg19")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     out = proc.stdout
-    assert out.count("skipped: needs CUDA") == 2  # the sync check and the 16-mixed run
-    assert "32-true" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 2
+    assert out.count("skipped: needs CUDA") == 1  # the 16-mixed skipped-step count; the sync check is emulated
+    assert "(CPU emulation)" in out and out.count("0 host reads between flushes") == 3 * (len(MODES) - 2)
+    assert "16-mixed" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 3
     assert "all checks passed" in out

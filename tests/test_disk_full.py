@@ -55,6 +55,7 @@ def assert_failed_with_one_line(proc: subprocess.CompletedProcess, mlflow_client
     return run.info.run_id
 
 
+@pytest.mark.slow  # a run on a full file system (a subprocess): 28 s loaded
 def test_full_disk_while_checkpointing(tmp_path: Path, small_disk: Path, mlflow_store: str, mlflow_client) -> None:  # noqa: ANN001
     proc = train(tmp_path, mlflow_store, f"callbacks.model_checkpoint.dirpath={small_disk}",
                  "+callbacks.fill._target_=tests.helpers.FillDiskAtStep", f"+callbacks.fill.path={small_disk}")
@@ -62,6 +63,7 @@ def test_full_disk_while_checkpointing(tmp_path: Path, small_disk: Path, mlflow_
     assert [p.name for p in small_disk.iterdir()] == ["ballast.bin"], "no partial checkpoint left behind"
 
 
+@pytest.mark.slow  # a run on a full file system (a subprocess): 32 s loaded
 def test_full_disk_while_writing_artifacts(tmp_path: Path, small_disk: Path, mlflow_store: str, mlflow_client) -> None:  # noqa: ANN001
     mlflow_client.create_experiment("gradreg", artifact_location=small_disk.as_uri())
     proc = train(tmp_path, mlflow_store, "+callbacks.fill._target_=tests.helpers.FillDiskAtStep",

@@ -76,11 +76,11 @@ def test_a_net_that_trains_gets_no_report_and_carries_no_hooks(monkeypatch: pyte
     from src.monitor.forensics.snapshot import Snapshot
 
     taken, take = [], Snapshot.take
-    monkeypatch.setattr(Snapshot, "take", lambda self, step, *a: taken.append(step) or take(self, step, *a))
+    monkeypatch.setattr(Snapshot, "take", lambda self, step, *a, **k: taken.append(step) or take(self, step, *a, **k))
     net = log_net()
     mon, logger = fit(net, tensor_loader(*data(None)))
     assert mon.state.log.events == [] and mon.forensics is not None and mon.forensics.report is None
-    assert taken == [0, 5, 10, 15], "one snapshot at the start of each flush window (16 steps, every 5)"
+    assert taken == [0, 5, 10, 15], "the first batch, then one at each flush for the window after (16 steps, every 5)"
     assert not mon.forensics.snapshot.taken and len(mon.forensics.window) == 0, "released at the end of fit"
     assert "forensics/report.json" not in logger.texts and "health.forensics" not in logger.tags
     assert not any(m._forward_hooks for m in net.modules()), "probes only ever sit on the replay's copy"

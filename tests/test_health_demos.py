@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.monitor.events import KINDS
+from src.monitor.detectors import KINDS
 from tests.mlflow_reads import only_run, run_events
 
 

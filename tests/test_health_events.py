@@ -10,13 +10,13 @@ import re
 import pytest
 
 from src.config.validation import validate
-from src.monitor.detectors import DETECTORS, StepView, default_detectors
+from src.monitor.detectors import DETECTORS, KINDS, StepView, default_detectors
 from src.monitor.detectors.divergence import DivergenceDetector
 from src.monitor.detectors.exploding import ExplodingDetector
 from src.monitor.detectors.nonfinite import NonfiniteDetector
 from src.monitor.detectors.stalled import StalledDetector
 from src.monitor.detectors.vanishing import VanishingDetector
-from src.monitor.events import KINDS, EventLog, HealthEvent
+from src.monitor.events import EventLog, HealthEvent
 from src.monitor.thresholds import Thresholds
 from src.settings import ConfigError
 from tests.conftest import FAST
@@ -85,8 +85,10 @@ def test_divergence_fires_on_a_sustained_rise_and_on_a_collapse_to_chance_not_on
     assert [(e.step, e.since) for e in events] == [(12, 10)]
     assert events[0].threshold == pytest.approx(max(3 * 0.1, 0.1 + 0.5))
     d = DivergenceDetector(t)
-    early = [view(s, loss=LN10 * 100) for s in range(5)]  # in the warm-up the reference is ln C
-    assert [e.step for e in fired(d, early)] == [2]
+    early = [view(0, loss=LN10)] + [view(s, loss=LN10 * 100) for s in range(1, 6)]  # warm-up: above its best
+    assert [(e.step, e.since) for e in fired(d, early)] == [(3, 1)]
+    falling = [view(s, loss=LN10 * 100 / (s + 1)) for s in range(8)]  # an over-confident init: high, falling
+    assert fired(DivergenceDetector(t), falling) == []
 
 
 def test_nonfinite_is_immediate_but_a_grad_scalers_skips_are_not_until_they_persist() -> None:
@@ -121,7 +123,7 @@ def test_detector_state_survives_a_round_trip_mid_run() -> None:
 
 
 def test_event_log_verdict_tags_and_json() -> None:
-    log = EventLog()
+    log = EventLog(KINDS)
     assert log.verdict == "healthy" and log.tags() == {"health.verdict": "healthy", "health.events": "none"}
     log.add(HealthEvent(4, "vanishing", 1e-12, 1e-7, "00.a", "first_rel", 0))
     log.add(HealthEvent(9, "nonfinite", math.nan, 0.0, None, "loss", 9))
@@ -129,7 +131,7 @@ def test_event_log_verdict_tags_and_json() -> None:
                           "health.first_event_step": "4"}
     lines = [json.loads(line) for line in log.jsonl().splitlines()]
     assert lines[1] == {"step": 9, "kind": "nonfinite", "value": "nan", "threshold": 0.0, "source": "loss", "since": 9}
-    copy = EventLog()
+    copy = EventLog(KINDS)
     copy.load_state_dict(log.state_dict())
     assert copy.jsonl() == log.jsonl() and copy.counts == log.counts
     assert tuple(d.kind for d in DETECTORS) == KINDS
@@ -149,6 +151,8 @@ def test_event_log_verdict_tags_and_json() -> None:
          "monitor.nonfinite_count='some' is not allowed; it must be one of ['tensors', 'values']"),
         ("+monitor.max_los=3", "monitor.max_los is not a setting of GradientHealthMonitor (did you mean 'max_loss'?)"),
         ("monitor.divergence_factor=1", "monitor.divergence_factor=1 is not allowed; it must be a number > 1"),
+        ("monitor.on_plateau=halt", "monitor.on_plateau='halt' is not allowed; it must be one of ['stop', 'continue']"),
+        ("monitor.plateau_window=1", "monitor.plateau_window=1 is not allowed; it must be an integer >= 2"),
     ],
 )
 def test_bad_monitor_settings_fail_validation_naming_the_key(compose, override: str, message: str) -> None:

@@ -20,7 +20,7 @@ from src.paths import PROJECT_ROOT
 
 SRC = PROJECT_ROOT / "src"
 FLOORS = [
-    {"settings", "paths", "foreach", "amp"},  # leaves: settings, project paths, tensor helpers
+    {"settings", "paths", "foreach", "amp", "background"},  # leaves: settings, paths, tensor helpers, a writer thread
     {"models"},  # plain nn.Module builders
     {"training"},  # the LightningModule, regularizers, data modules
     {"tracking"},  # MLflow: store, runs, liveness and the reaper, sweeps

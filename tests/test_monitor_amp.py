@@ -59,7 +59,8 @@ def fp16_fit(regs: list, steps: int = 16, init_scale: float = 2.0**24, inf_from:
 def test_routine_skips_are_counted_not_events_and_step_hooks_skip_them_too(reg) -> None:  # noqa: ANN001
     monitor, logger, watch, skipped = fp16_fit([reg])
     assert 3 <= sum(skipped) < 16 and not all(skipped)  # the scaler calibrated: a few steps skipped
-    assert monitor.verdict().kind == "healthy" and not monitor.verdict().diverged
+    # random labels: 16 steps at chance, too few for `plateau` to judge; no event
+    assert monitor.verdict().kind == "inconclusive" and not monitor.verdict().diverged
     assert logger.history("amp/skipped_steps")[max(logger.history("amp/skipped_steps"))] == sum(skipped)
     for was_skipped, before, after in zip(skipped, watch.before, watch.after, strict=True):
         changed = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))

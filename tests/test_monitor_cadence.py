@@ -55,7 +55,7 @@ def test_mlflow_gets_the_logging_cadence_and_the_record_every_step(run_cli, mlfl
     rms = record[[f"grad_rms/{label}" for label in labels]].to_numpy()
     np.testing.assert_allclose(rms, raw / np.sqrt(sizes), rtol=1e-5)
     assert (record["grad_penalty/global_norm"] > 0).all() and not record["skipped"].any()
-    assert run.data.tags["health.verdict"] == "healthy"
+    assert run.data.tags["health.verdict"] == "inconclusive"  # no event; 8 steps at chance, too few for plateau
     assert {a.path for a in mlflow_client.list_artifacts(run_id, "health")} >= {"health/record.parquet", "health/parts"}
     keys = layer_keys(run.data.metrics)  # the report reads the record through the same reader
     assert keys == [f"grad_rel/{label}" for label in labels]

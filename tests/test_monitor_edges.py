@@ -59,7 +59,8 @@ def fit(net: nn.Module, steps: int, callbacks=(), **monitor: object) -> tuple[Gr
 def test_a_layer_without_gradient_is_missing_not_vanishing() -> None:
     health, logger = fit(SideBranch(), 30, vanishing_patience=2, stall_patience=2)
     assert health.labels == ["00.probe", "01.body", "02.head"]
-    assert health.state.log.events == [] and health.verdict().kind == "healthy"
+    # no event; 30 steps at chance are too few for `plateau` to judge
+    assert health.state.log.events == [] and health.verdict().kind == "inconclusive"
     record = read_record(logger.folder / "health" / "parts")
     assert record["grad_norm/00.probe"].isna().all() and record["grad_rel/00.probe"].isna().all()
     assert (record["grad_norm/01.body"] > 0).all()

@@ -82,7 +82,7 @@ def test_heartbeat_thread_moves_the_tag(mlflow_client) -> None:  # noqa: ANN001
             time.sleep(0.05)
     assert heartbeat.beats >= 2
     beat = parse_utc(mlflow_client.get_run(run_id).data.tags[HEARTBEAT_TAG])
-    assert abs((datetime.now(UTC) - beat).total_seconds()) < 5
+    assert abs((datetime.now(UTC) - beat).total_seconds()) < 120  # it moved from 2000 to now (a loaded runner may lag)
 
 
 @pytest.mark.parametrize(("environ", "message"), [

@@ -92,6 +92,7 @@ def test_bad_reg_value_fails_early_with_its_message_and_leaves_no_run(
     assert all_runs(mlflow_client) == []
 
 
+@pytest.mark.slow  # the real CLI in a subprocess: 18 s loaded (test_validation keeps one fast)
 def test_real_cli_refuses_bad_value_before_any_run(tmp_path, mlflow_store: str, mlflow_client) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     proc = subprocess.run(

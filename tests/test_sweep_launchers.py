@@ -78,9 +78,11 @@ def test_report_on_the_sweep_matches_mlflow(joblib_sweep, monkeypatch: pytest.Mo
     md = (out / "report.md").read_text()
     table_rows = [line for line in md.splitlines() if line.startswith("| lenet5 | none |")]
     assert len(table_rows) == 2
-    for row in rows:  # the markdown shows the same mean ± std
+    for row in rows:  # the markdown shows the same mean and its interval, inside [0, 1]
         line = next(t for t in table_rows if f"| {row['optim']} |" in t)
-        assert f"{row['test_acc_mean']:.3f} ± {row['test_acc_std']:.3f} (n=2)" in line
+        ci = row["test_acc_interval"]
+        assert 0 <= ci["lo"] <= row["test_acc_mean"] <= ci["hi"] <= 1 and ci["n"] == 2
+        assert f"{row['test_acc_mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}] (n=2)" in line
     for png in ("global_grad_norm.png", "train_loss.png", "gradient_flow.png"):
         data = (out / png).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 1000, png

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from tests.mlflow_reads import assert_params_are_the_config
+from tests.mlflow_reads import assert_params_are_the_config, is_a_location
 from tests.servers import mlflow_server, postgres_cluster
 from tests.sweeps import TINY, run_sweep, tail
 
@@ -52,6 +52,7 @@ def test_parallel_sweep_on_a_postgres_backed_server(tmp_path: Path, server_on_po
         local = tmp_path / "artifacts-of" / run_id
         config = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(local)))
         assert_params_are_the_config(run.data.params, config)  # every param is the resolved config's value
+        assert "location.paths.output_dir" in tags and not [k for k in run.data.params if is_a_location(k)]
         overrides = OmegaConf.load(client.download_artifacts(run_id, "config/overrides.yaml", str(local)))
         assert f"seed={run.data.params['seed']}" in overrides
         assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == list(range(max_steps))

@@ -4,13 +4,13 @@ parent run records the failure."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from src.tracking.store import copy_store
 from tests.servers import mlflow_server as start_mlflow_server
 from tests.sweeps import run_sweep, tail
 
@@ -20,7 +20,7 @@ def mlflow_server(tmp_path: Path, _template_store: Path) -> Iterator[str]:
     """`mlflow server` on a free port of 127.0.0.1 (sqlite backend, proxied artifacts); stopped afterwards."""
     store = tmp_path / "server"
     store.mkdir()
-    shutil.copy(_template_store, store / "mlflow.db")  # already migrated: the server starts in seconds
+    copy_store(_template_store, store / "mlflow.db")  # already migrated: the server starts in seconds
     with start_mlflow_server(f"sqlite:///{store / 'mlflow.db'}", store / "artifacts", tmp_path / "server.log") as url:
         yield url
 

@@ -9,7 +9,7 @@ from tests.conftest import FAST
 from tests.mlflow_reads import all_runs, assert_params_are_the_config, only_run
 
 
-@pytest.mark.parametrize("model", ["lenet5", "resnet152", "vgg19"])
+@pytest.mark.parametrize("model", ["lenet5", pytest.param("resnet152", marks=pytest.mark.slow), "vgg19"])  # 61 s loaded
 def test_each_model_trains_and_is_tracked(run_cli, mlflow_client, model: str) -> None:
     extra = [] if model == "lenet5" else ["model.width=0.0625"]
     assert run_cli(f"model={model}", "data=synthetic", "data.num_samples=64", "trainer.max_steps=2", *FAST, *extra) == 0

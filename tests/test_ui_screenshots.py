@@ -1,5 +1,6 @@
 """`scripts/ui_screenshots.py` on a tiny real sweep: `mlflow ui` started on the store, a real headless
-Chromium, four PNGs that show something, and the runs table checked for the training view, every job's
+Chromium, five PNGs that show something (the sweep's dashboard inside the artifact view among them), and
+the runs table checked for the training view, every job's
 name and the dataset digests. Slow (a minute or two): run with `-m slow`."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from PIL import Image
 from src.paths import PROJECT_ROOT
 from tests.sweeps import run_sweep, tail
 
-SHOTS = ("runs_table", "sweep_charts", "run_metrics", "run_artifacts")
+SHOTS = ("runs_table", "sweep_charts", "run_metrics", "run_artifacts", "sweep_dashboard")
 
 
 def load_script(name: str) -> Any:
@@ -52,4 +53,4 @@ def test_screenshots_of_a_tiny_sweep_show_the_training_view(tmp_path: Path, mlfl
             pixels = np.asarray(image.convert("RGB"))
         assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 30, f"{name} looks blank"
         digests.add(hashlib.sha256(pixels.tobytes()).hexdigest())
-    assert len(digests) == len(SHOTS)  # four different pages
+    assert len(digests) == len(SHOTS)  # five different pages

@@ -2,10 +2,13 @@
 
 Each case is a real `ClassificationModule` with the real `GradientHealthMonitor` (default thresholds)
 in a real Lightning `fit` on CPU, logging into an in-memory sink; `expected` is the verdict the
-network was built to earn. Healthy cases train (their accuracy is checked too); failing cases are
-built to vanish (deep sigmoid, tanh with a tiny init), to be dead (ReLU units switched off by a large
-negative bias: `dead_units` first, then `stalled`; plain VGG-19), to explode (N(0, 1) init; a learning
-rate too high for SGD and for Adam).
+network was built to earn. Healthy cases train (their accuracy is checked too), among them nets unlike the
+others: one that learns slowly (a small learning rate) and one with an over-confident init (its loss starts
+far above ln C and falls); failing cases are built to vanish (deep sigmoid, tanh with a tiny init), to be
+dead (ReLU units switched off by a large negative bias: `dead_units` first, then `stalled`; one dead layer in
+the middle, whose cut leaves exact zeros below it; plain VGG-19; a plain deep CNN), to have a layer zeroed by
+a regularizer (`zeroed_weights`), to learn nothing while their gradients look alive (`plateau`: a sigmoid
+LeNet-5 over 2,000 steps), to explode (N(0, 1) init; a learning rate too high for SGD and for Adam).
 """
 
 from __future__ import annotations
@@ -66,6 +69,35 @@ def dead_relu_mlp(bias: float = -10.0) -> nn.Module:
     return net
 
 
+def dead_layer_mlp(layer: int = 3, bias: float = -10.0) -> nn.Module:
+    """A ReLU MLP whose `layer`-th linear layer's units are all off: a cut in the middle, exact zeros in every
+    gradient below it; the layers above still learn (their biases, PyTorch's init, feed them)."""
+    net = mlp(in_channels=1, image_size=8, depth=6, width=64, activation="relu")  # PyTorch's init: biases != 0
+    linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        linear[layer].bias.fill_(bias)
+    return net
+
+
+def overconfident_mlp(scale: float = 30.0) -> nn.Module:
+    """A Kaiming ReLU MLP whose output layer is `scale` times too large: confident wrong logits, an initial loss
+    far above ln C that falls from the first step (a healthy net the old warm-up called `divergence`)."""
+    net = mlp(in_channels=1, image_size=8, depth=4, width=64, activation="relu", init="kaiming")
+    linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        linear[-1].weight.mul_(scale)
+    return net
+
+
+def plain_cnn(depth: int = 12, channels: int = 16) -> nn.Module:
+    """A plain deep CNN without normalization or shortcuts: `depth` 3x3 conv + ReLU layers (PyTorch's default
+    init), then a linear classifier, on 1x8x8 inputs."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Conv2d(1 if i == 0 else channels, channels, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * 64, 10))
+
+
 def run_case(case: Case, seed: int = 0, **monitor: Any) -> Result:
     """Train `case` for its steps with the default monitor (settings in `monitor` override); its verdict."""
     pl.seed_everything(seed, verbose=False)
@@ -109,6 +141,11 @@ HEALTHY = [
     Case("mlp-relu-kaiming-elasticnet", "healthy",
          partial(mlp, in_channels=1, image_size=8, depth=6, width=64, init="kaiming"), 150, optimizer=SGD_SLOW,
          regularizers=lambda: [ElasticNet(1e-4)], data=MLP8, min_accuracy=0.5),
+    Case("mlp-relu-kaiming-small-lr", "healthy",
+         partial(mlp, in_channels=1, image_size=8, depth=6, width=64, init="kaiming"), 400,
+         optimizer=partial(torch.optim.SGD, lr=3e-4), data=MLP8, min_accuracy=0.25),
+    Case("mlp-overconfident-init-adam", "healthy", overconfident_mlp, 150, optimizer=ADAM, data=MLP8,
+         min_accuracy=0.5),
     Case("vgg19-bn-w1/8-mnist5k", "healthy", partial(vgg19, in_channels=1, batch_norm=True, width=0.125), 300,
          data={"mnist5k": True}, min_accuracy=0.15, slow=True),
     Case("resnet152-w1/16-mnist5k", "healthy", partial(resnet152, in_channels=1, width=0.0625), 110,
@@ -142,6 +179,13 @@ FAILING = [
          data={"mnist5k": True}),
     Case("lenet5-sgd-lr-too-high-l2", "divergence", lenet5, 60, optimizer=partial(torch.optim.SGD, lr=20.0),
          regularizers=L2_REG, data={"mnist5k": True}),
+    Case("relu-dead-layer-mid", "dead_units", dead_layer_mlp, 80, data=MLP8, also=("stalled",)),
+    Case("mlp-l1-proximal-zeroes", "zeroed_weights",
+         partial(mlp, in_channels=1, image_size=8, depth=4, width=64, init="kaiming"), 60,
+         regularizers=lambda: [L1(1.0, proximal=True)], data=MLP8),
+    Case("cnn-plain-12", "dead_units", plain_cnn, 100, data=MLP8),
+    Case("lenet5-sigmoid-2000", "plateau", partial(lenet5, activation="sigmoid"), 2000, data={"mnist5k": True},
+         slow=True),
     Case("mlp-adam-lr-too-high", "exploding", partial(mlp, in_channels=1, image_size=8, depth=8, width=64),
          150, optimizer=partial(torch.optim.Adam, lr=1.0), data=MLP8),
     Case("mlp-adam-lr-too-high-l1", "exploding", partial(mlp, in_channels=1, image_size=8, depth=8, width=64),

@@ -11,9 +11,6 @@ from pathlib import Path
 from hydra.utils import get_object
 from omegaconf import DictConfig
 
-STOPPING = ("on_nonfinite", "on_exploding", "on_divergence", "on_vanishing", "on_dead_units", "on_stalled",
-            "on_unstable")  # may end a run early
-
 
 def training_has_an_end(cfg: DictConfig) -> list[str]:
     """max_epochs >= 1 or max_steps >= 1: training must end, and must train at all."""
@@ -117,9 +114,11 @@ def a_diverged_run_can_stop(cfg: DictConfig) -> list[str]:
     monitor, trainer = cfg.get("monitor") or {}, cfg.get("trainer") or {}
     if "_target_" not in monitor:
         return []
-    defaults = inspect.signature(get_object(monitor._target_)).parameters
-    stopping = [f"monitor.{k}=stop" for k in STOPPING
-                if monitor.get(k, getattr(defaults.get(k), "default", None)) == "stop"]
+    target = get_object(monitor._target_)
+    defaults = {k: p.default for k, p in inspect.signature(target).parameters.items()}
+    defaults |= getattr(target, "POLICY_DEFAULTS", {})  # `on_<kind>` generated from the detector registry
+    stopping = [f"monitor.{k}=stop" for k, default in defaults.items()
+                if k.startswith("on_") and monitor.get(k, default) == "stop"]
     minimums = [f"trainer.{k}={trainer[k]}" for k in ("min_epochs", "min_steps") if (trainer.get(k) or 0) > 0]
     if not (stopping and minimums):
         return []

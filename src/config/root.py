@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from src.settings.types import Seed, Text, WritableDir
+from src.settings.types import NonNegativeFloat, Seed, Text, WritableDir
 
 
 class Root(TypedDict, total=False):
     seed: Seed
+    reg_strength: NonNegativeFloat  # λ of every weight regularizer unless reg.<name>.strength is given
     test: bool
     optimized_metric: Text | None
     resume: Text | None  # an MLflow run id

@@ -10,7 +10,7 @@ from src.settings.types import NonNegativeFloat, Number, PositiveInt
 
 
 class CosineAnnealingLR(TypedDict, total=False):
-    T_max: PositiveInt  # epochs to reach eta_min
+    T_max: PositiveInt | None  # epochs to reach eta_min; None = the run's length (src/training/schedules.py)
     eta_min: NonNegativeFloat  # final learning rate
 
 

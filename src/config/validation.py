@@ -2,10 +2,10 @@
 
 Each node is checked by one schema (`src/settings/signature.py`), chosen by its `_target_`: for a
 third-party target, the hand-written one (`optim.py`, `sched.py`, `trainer.py`, `callbacks.py`)
-laid over the target's own argument names; for ours, its signature. A target the project does not
-know (a test's injected callback) is checked by its arguments' names. Values are checked resolved;
-one that resolves only inside a Hydra run (`${hydra:runtime.output_dir}`) is skipped outside one.
-When every value is allowed, the checks across keys run (`src/config/checks.py`).
+laid over the target's own argument names; for ours, its signature (ours: any code that is not an
+installed package, so a test's injected callback or a copied template is checked by its annotations).
+Values are checked resolved; one that resolves only inside a Hydra run (`${hydra:runtime.output_dir}`)
+is skipped outside one. When every value is allowed, the checks across keys run (`src/config/checks.py`).
 
 A failure is one `ConfigError`, one line per problem, each naming the key, its value and what is allowed.
 """

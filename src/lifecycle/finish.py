@@ -6,15 +6,18 @@ are printed, not logged; `objective` is what `main()` hands a Hydra sweeper (Opt
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from src.lifecycle.run_context import Run
 from src.settings import ConfigError
+
+if TYPE_CHECKING:  # `main()` imports this module before the store is probed: nothing heavy at import
+    import pytorch_lightning as pl
+
+    from src.lifecycle.run_context import Run
 
 DEFAULT_OBJECTIVE = "test/acc"  # when `optimized_metric` is null
 PHASES = ("train/", "val/", "test/")  # a phase that may not run at all (test=false, limit_val_batches=0, ...)
@@ -67,8 +70,10 @@ def objective(cfg: DictConfig, result: JobResult) -> float | None:
                       f"its metrics are {sorted(result.metrics)}")
 
 
-def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any) -> None:
-    """The run's name, id and outcome, where the first NaN came from, test/acc, and where to look."""
+def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any, health: Sequence[str] = ()) -> None:
+    """The run's name, id and outcome, where the first NaN came from, the health summary's lines
+    (`src/monitor/summary.py`), test/acc, and where to look."""
+    from src.lifecycle.exits import in_multirun
     from src.tracking.store import ui_command
     from src.tracking.ui_links import run_url, ui_base_url
 
@@ -76,7 +81,10 @@ def print_summary(run: Run, metrics: Mapping[str, float], forensics: Any) -> Non
     print(f"\nMLflow run {info.run_name} (id {info.run_id}) outcome={run.outcome}")
     if forensics:
         print(f"Forensics: {forensics}")
+    for line in health:
+        print(line)
     if "test/acc" in metrics:
         print(f"test/acc = {metrics['test/acc']:.4f}")
-    print(f"Open the UI: {ui_command(uri)}")
+    if not in_multirun():  # a sweep prints it once, when it ends (src/tracking/sweeps.py)
+        print(f"Open the UI: {ui_command(uri)}")
     print(f"Run page:    {run_url(ui_base_url(uri), info.experiment_id, info.run_id)}\n")

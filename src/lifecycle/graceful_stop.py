@@ -7,15 +7,17 @@ behind, and `resume=<run_id>` of that finished run would train (and log) those s
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from src.lifecycle.signals import STOP, RunInterrupted
+
+log = logging.getLogger(__name__)
 
 
 class GracefulStop(pl.Callback):
@@ -63,8 +65,9 @@ class GracefulStop(pl.Callback):
         path = self.last_checkpoint_path(trainer)
         if isinstance(exception, (RunInterrupted, SIGTERMException)):
             trainer.save_checkpoint(path)
-            rank_zero_warn(f"Stopped by {type(exception).__name__}; saved {path} at step {trainer.global_step}")
+            if trainer.is_global_zero:
+                log.warning("Stopped by %s; saved %s at step %d", type(exception).__name__, path, trainer.global_step)
         elif trainer.world_size == 1 and trainer.fit_loop.done and trainer.global_step != self.saved_step:
             trainer.save_checkpoint(path)
-            rank_zero_warn(f"Training had ended at step {trainer.global_step} when {type(exception).__name__} was "
-                           f"raised; saved {path} there")
+            log.warning("Training had ended at step %d when %s was raised; saved %s there", trainer.global_step,
+                        type(exception).__name__, path)

@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from src.lifecycle.checkpoint_owner import CHECKPOINT_KEY, checkpoint_run_id, foreign_checkpoint_message
+from src.lifecycle.ranks import is_relaunched_rank
 from src.settings import UserError
 
 if TYPE_CHECKING:
@@ -142,8 +143,9 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         run_id = checkpoint_run_id(loaded)
         if run_id and get_run_or_none(mlflow_client, run_id) is not None:
             return ResumePlan(ckpt_path=ckpt, run_id=run_id, nothing_to_train=nothing_to_train(cfg.trainer, loaded))
-        log.info("ckpt_path=%s: its run %s is not in this store; training resumes in a new run", ckpt,
-                 run_id or "(unknown)")
+        if not is_relaunched_rank():  # every DDP rank plans the same; one says it
+            log.info("ckpt_path=%s: its run %s is not in this store; training resumes in a new run", ckpt,
+                     run_id or "(unknown)")
         return ResumePlan(ckpt_path=ckpt)
     return ResumePlan()
 

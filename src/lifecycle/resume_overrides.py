@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.lifecycle.ranks import is_relaunched_rank
 from src.tracking.runs import RUN_CONTROL_KEYS
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def compose_for_resume(cfg: DictConfig) -> DictConfig:
         raise ResumeError(f"resume={run_id!r}: the stored overrides {hidden} had secrets hidden when they were "
                           "recorded; pass them again on the command line. The run was not changed.")
     restored = [line for line in merged if line not in typed]
-    if restored:
+    if restored and not is_relaunched_rank():  # said once, by the process that owns the run
         log.info("Resuming run %s with its own overrides: %s", run_id, " ".join(restored))
     return compose(config_name=hydra_cfg.job.config_name, overrides=merged)
 

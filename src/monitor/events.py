@@ -3,20 +3,19 @@
 An event is what a detector (`src/monitor/detectors/`) reports when its sustained condition starts
 to hold; the log keeps every event in step order. The run's verdict is the kind of its first event
 (`healthy` when there is none): events are found in step order, and within a step in the order
-the detectors are listed (`KINDS`), so the first one in the log is the first sustained problem.
+the detectors are listed (`src/monitor/detectors/__init__.py::KINDS`), so the first one in the log is
+the first sustained problem.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from src.monitor.verdict import HEALTHY
-
-# also the order within a step
-KINDS = ("nonfinite", "exploding", "divergence", "vanishing", "dead_units", "stalled", "unstable")
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,12 @@ class HealthEvent:
 
 
 class EventLog:
-    """Every event of a run in step order, with running counts per kind."""
+    """Every event of a run in step order, with running counts per kind (`kinds`: their order in the tags)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: Sequence[str] = ()) -> None:
+        self.kinds = tuple(kinds)
         self.events: list[HealthEvent] = []
-        self.counts = {kind: 0 for kind in KINDS}
+        self.counts = {kind: 0 for kind in self.kinds}
 
     def add(self, event: HealthEvent) -> int:
         """Append `event`; return the running count of its kind (for `events/<kind>`)."""
@@ -89,6 +89,6 @@ class EventLog:
         return {"events": [json.loads(e.to_json()) for e in self.events]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.events, self.counts = [], {kind: 0 for kind in KINDS}
+        self.events, self.counts = [], {kind: 0 for kind in self.kinds}
         for data in state.get("events", []):
             self.add(HealthEvent.from_dict(data))

@@ -13,13 +13,18 @@ When it acts (it orchestrates; each concern lives in its own file):
   included) and the gradient-flow plots (`run_end.py`, `plots.py`, from a bounded history, `history.py`).
 The instruments (`instruments/`: back-propagated signal, unit health, sharpness) ride on the same hooks,
 each on its own schedule; their samples join the flush (MLflow, the detectors' `StepView.extras`).
-Its whole state (events, counts, detector state, history, skipped steps, unflushed rows) goes into
-Lightning's checkpoints, so a resumed run keeps one health record (`state.py`).
+Its whole state (events, counts, detector state, timeline, history, skipped steps, unflushed rows) goes
+into Lightning's checkpoints under its own `state_key` (two monitors in one trainer keep apart), so a
+resumed run keeps one health record (`state.py`). Over time (`timeline.py`): each judged step is in one
+state, `healthy` or a kind; the end gives time in each state, onsets, the final state and coverage.
+The module it watches implements `Monitored` (`monitored.py`), checked at `setup`.
 Steps are `trainer.global_step` before the update (0 = first update).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any, Unpack
@@ -28,28 +33,33 @@ import pytorch_lightning as pl
 import torch
 
 from src.amp import grad_scaler
-from src.monitor.background import BackgroundWriter, FlushOutput
+from src.background import BackgroundWriter, FlushOutput
+from src.monitor.account import end_tags, health_summary, verdict_kind
 from src.monitor.collector import GradStatsCollector, StatsBlock
-from src.monitor.detectors import default_detectors
-from src.monitor.events import KINDS, EventLog, HealthEvent
+from src.monitor.detectors import KINDS, default_detectors
+from src.monitor.events import EventLog, HealthEvent
 from src.monitor.flow_images import FlowImages
 from src.monitor.forensics import Forensics
 from src.monitor.history import DecimatedHistory
 from src.monitor.instruments import build_instruments
+from src.monitor.judge import judge_views
 from src.monitor.layers import ForwardOrder, Layer, candidate_layers, find_layers
+from src.monitor.monitored import require_monitored
 from src.monitor.record import RecordWriter
 from src.monitor.rows import cadence_indices, statistic_rows
 from src.monitor.run_end import write_run_end
+from src.monitor.settings import POLICY_DEFAULTS, MonitorSettings, split_settings
 from src.monitor.sink import run_sink
-from src.monitor.state import MonitorState, NonfiniteCount, Policy, step_views
+from src.monitor.state import MonitorState, NonfiniteCount, step_views
 from src.monitor.stats import summarize
-from src.monitor.thresholds import Thresholds, ThresholdSettings
+from src.monitor.summary import HealthSummary, event_line
+from src.monitor.timeline import Timeline
 from src.monitor.updates import RelativeUpdateTracker
 from src.monitor.verdict import HealthVerdict
 from src.settings.signature import checked
 from src.settings.types import ClassCount, NonNegativeInt, OpenFraction, PositiveInt
 
-FLAGGING_KINDS = ("nonfinite", "divergence")  # these mark a run `diverged`, whatever the policy
+log = logging.getLogger(__name__)
 
 
 class GradientHealthMonitor(pl.Callback):
@@ -60,12 +70,13 @@ class GradientHealthMonitor(pl.Callback):
             passes `trainer.log_every_n_steps`. Events keep their exact step; a stop takes effect at the
             flush, at most this many steps after the event. MLflow gets the statistics at
             `trainer.log_every_n_steps` and at the last step; the `health/` record has every step.
-        num_classes: C, for the chance-level loss ln C (`stalled`); None = the module's `num_classes`.
+        num_classes: C, for the chance-level loss ln C (`stalled`, `plateau`); None = the module's `num_classes`.
         rel_update_every_n_steps: every this many steps, ‖Δθ‖/‖θ‖ per layer (one copy of the weights); 0 = never.
         nonfinite_count: `tensors` (free: gradient tensors whose norm is NaN/Inf) or `values` (exact count of
             NaN/Inf gradient values; two more passes over the gradients per step).
-        on_nonfinite, on_exploding, on_divergence, on_vanishing, on_stalled: `stop` (end the run cleanly at
-            the flush) or `continue`. `nonfinite` and `divergence` tag the run `outcome=diverged` either way.
+        on_<kind>: one per detector kind of the registry (`detectors/__init__.py`; `settings.py`): `stop` (end
+            the run cleanly at the flush) or `continue`; defaults `stop` for `nonfinite` and `divergence`, which
+            tag the run `outcome=diverged` either way, `continue` for the others.
         test_after_divergence: whether `train.py` runs the test phase of a run tagged diverged.
         signal_every_n_steps, units_every_n_steps: every this many steps (0 = never) the back-propagated
             signal ‖∂L/∂z‖ per layer, and unit health (dead/saturated fractions, activation RMS); hooks are
@@ -73,17 +84,24 @@ class GradientHealthMonitor(pl.Callback):
         saturation_limit: a tanh/sigmoid unit is saturated when its derivative is below this fraction of
             its largest (tanh′(0) = 1, σ′(0) = 1/4).
         sharpness_every_n_steps: every this many steps (0 = never) λ_max of the loss on a fixed probe batch,
-            by `sharpness_iterations` Hessian-vector products on `sharpness_batch_size` examples
-            (`instruments/sharpness.py`).
+            by Lanczos with at most `sharpness_iterations` Hessian-vector products, until the relative residual
+            ‖Hv − λv‖/|λ| is at most `sharpness_tolerance`, on `sharpness_batch_size` examples
+            (`instruments/sharpness.py`); an unconverged probe is logged as an estimate, never as λ_max.
         flow_images: step images of the gradient flow logged per run (evenly spaced; 0 = none; with plots).
-        on_dead_units, on_unstable: policies of the instruments' events, as the others.
         plots: log the gradient-flow heatmap and line plot at the end.
         record: write the per-step record under `health/`.
         forensics: keep the last finite state and the batches since (one snapshot per flush window), and after
             the first `nonfinite`/`divergence` event replay them to find the step, phase, module, operation and
             examples where the first NaN/Inf came from (`src/monitor/forensics/`, `docs/forensics.md`).
-        **thresholds: the fields of `Thresholds` (limits and their sources, `thresholds.py`).
+        **settings: the `on_<kind>` policies and the fields of `Thresholds` (limits and their sources,
+            `thresholds.py`).
+
+    Raises:
+        TypeError: at `setup`, when the module does not implement `Monitored` (naming what it lacks), or
+            when another monitor in the same trainer has the same `state_key`.
     """
+
+    POLICY_DEFAULTS = POLICY_DEFAULTS  # `on_<kind>` -> its default, one per registered detector (`settings.py`)
 
     @checked("monitor")
     def __init__(
@@ -92,67 +110,80 @@ class GradientHealthMonitor(pl.Callback):
         num_classes: ClassCount | None = None,
         rel_update_every_n_steps: NonNegativeInt = 100,
         nonfinite_count: NonfiniteCount = "tensors",
-        on_nonfinite: Policy = "stop",
-        on_exploding: Policy = "continue",
-        on_divergence: Policy = "stop",
-        on_vanishing: Policy = "continue",
-        on_stalled: Policy = "continue",
-        on_dead_units: Policy = "continue",
-        on_unstable: Policy = "continue",
         signal_every_n_steps: NonNegativeInt = 10,
         units_every_n_steps: NonNegativeInt = 10,
         saturation_limit: OpenFraction = 0.01,
         sharpness_every_n_steps: NonNegativeInt = 2000,
-        sharpness_iterations: PositiveInt = 10,
+        sharpness_iterations: PositiveInt = 60,
+        sharpness_tolerance: OpenFraction = 0.01,
         sharpness_batch_size: PositiveInt = 32,
         flow_images: NonNegativeInt = 8,
         test_after_divergence: bool = False,
         plots: bool = True,
         record: bool = True,
         forensics: bool = True,
-        **thresholds: Unpack[ThresholdSettings],
+        **settings: Unpack[MonitorSettings],
     ) -> None:
         super().__init__()
         self.every_n_steps = every_n_steps
         self.num_classes = num_classes
         self.rel_update_every_n_steps = rel_update_every_n_steps
         self.count_values = nonfinite_count == "values"
-        policies = dict(zip(KINDS, (on_nonfinite, on_exploding, on_divergence, on_vanishing, on_dead_units, on_stalled,
-                                    on_unstable), strict=True))
-        self.stop_kinds = {kind for kind, policy in policies.items() if policy == "stop"}
+        self.policies, self.thresholds = split_settings(settings)  # {kind: policy}, by name
+        self.stop_kinds = {kind for kind, policy in self.policies.items() if policy == "stop"}
         self.test_after_divergence = test_after_divergence
         self.plots, self.record = plots, record
         self.forensics_on = forensics
         self.forensics: Forensics | None = None
-        self.thresholds = Thresholds(**thresholds)
         self.instrument_settings = dict(
             signal_every_n_steps=signal_every_n_steps, units_every_n_steps=units_every_n_steps,
             saturation_limit=saturation_limit, sharpness_every_n_steps=sharpness_every_n_steps,
-            sharpness_iterations=sharpness_iterations, sharpness_batch_size=sharpness_batch_size)
+            sharpness_iterations=sharpness_iterations, sharpness_tolerance=sharpness_tolerance,
+            sharpness_batch_size=sharpness_batch_size)
         self.flow_images = flow_images
-        self.state = MonitorState(default_detectors(self.thresholds), EventLog(), DecimatedHistory())
+        self.state = MonitorState(default_detectors(self.thresholds), EventLog(KINDS), DecimatedHistory(),
+                                  Timeline(KINDS))
+        self.flagging = {d.kind for d in self.state.detectors if d.flags_divergence}  # outcome=diverged
+        identity = repr(sorted({"every_n_steps": every_n_steps, **self.instrument_settings, **self.policies,
+                                **vars(self.thresholds)}.items()))
+        self._key = self._generate_state_key(settings=hashlib.sha1(identity.encode()).hexdigest()[:12])
         self.collector: GradStatsCollector | None = None
         self.layers: list[Layer] | None = None
+
+    @property
+    def state_key(self) -> str:
+        """Its checkpoint entry, made of its settings: two monitors in one trainer keep their states apart."""
+        return self._key
 
     # ---- set-up -------------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        self.net = getattr(pl_module, "net", pl_module)  # names relative to the network: `features.6`
+        twins = [cb for cb in trainer.callbacks if cb is not self and getattr(cb, "state_key", None) == self.state_key]
+        if twins:
+            raise TypeError("two gradient-health monitors with the same settings in one trainer would share one "
+                            "checkpoint entry; give them different settings or keep one")
+        module = require_monitored(pl_module)
+        self.net = module.net  # names relative to the network: `features.6`
         self.collector = GradStatsCollector(self.net, self.every_n_steps, self.count_values)
         self.order = ForwardOrder(self.net, self.collector.param_names)
         self.instruments = build_instruments(**self.instrument_settings)  # src/monitor/instruments/
         self.instruments.bind(self.net, [name for name, _ in candidate_layers(self.net, self.collector.param_names)])
         self.images = FlowImages(self.flow_images if self.plots else 0, trainer)
         self.layers, self.updates, self.writer = None, None, None
-        self.classes = self.num_classes or getattr(pl_module, "num_classes", None)
+        self.classes = self.num_classes or module.num_classes
+        self.schedules = self.instruments.schedules
         self._tmp = tempfile.TemporaryDirectory(prefix="gradreg-health-")
         self.background: BackgroundWriter | None = None  # made at the first flush that has a sink
         self._finished = False
         self.forensics = Forensics(self.every_n_steps) if self.forensics_on else None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Lightning restores the monitor's state after `setup` and before training (a resumed run)."""
+        """Lightning restores the monitor's state after `setup` and before training (a resumed run). Once this
+        process's training has ended, the record is final: a checkpoint loaded for the test phase (`ckpt_path=
+        "best"`, saved mid-run) must not roll the verdict and the timeline back to its step."""
+        if getattr(self, "_finished", False):
+            return
         self.state.load_state_dict(state_dict)
 
     def state_dict(self) -> dict[str, Any]:
@@ -194,7 +225,7 @@ class GradientHealthMonitor(pl.Callback):
         if self.collector.pending >= self.collector.capacity:  # only when flushes were missed
             self._flush(trainer, reduce=False)
         step = trainer.global_step
-        self.collector.collect(step, getattr(pl_module, "window_loss", None))
+        self.collector.collect(step, pl_module.window_loss)
         self.instruments.after_backward(step, trainer, pl_module, optimizer)
         if self.updates is not None and step % self.rel_update_every_n_steps == 0:
             self.updates.snapshot(step)
@@ -205,14 +236,20 @@ class GradientHealthMonitor(pl.Callback):
         if self.collector is None or not stepped or self.state.completed == self.state.last_step:
             return  # no update in this batch (accumulating), or its row is complete already
         step = self.state.completed = self.state.last_step
-        norms = getattr(pl_module, "penalty_grad_norms", None)
+        norms = pl_module.penalty_grad_norms
         if isinstance(norms, torch.Tensor) and norms.numel() == len(self.collector.params):
             self.collector.add_penalty(norms)
         if self.updates is not None and self.updates.waiting == step:
             self.updates.finish()
         self.instruments.after_update(step, trainer, pl_module)
-        if (step + 1) % self.every_n_steps == 0 or trainer.should_stop:
+        if self.flush_due(step, trainer):
             self._flush(trainer, reduce=True)
+
+    def flush_due(self, step: int, trainer: pl.Trainer) -> bool:
+        """Whether step `step` ends with a flush, the monitor's one host read: every `every_n_steps` steps, on a
+        stop, and on the steps of an instrument that reads the host anyway (a sharpness probe)."""
+        return ((step + 1) % self.every_n_steps == 0 or trainer.should_stop
+                or (self.instruments is not None and self.instruments.read_host_at(step)))
 
     # ---- host side ------------------------------------------------------------------------------
     def _flush(self, trainer: pl.Trainer, reduce: bool, final: bool = False) -> list[HealthEvent]:
@@ -224,7 +261,7 @@ class GradientHealthMonitor(pl.Callback):
         events: list[HealthEvent] = []
         if rows and self.layers is not None:
             events = self._judge(trainer, rows, final or trainer.should_stop)
-        flag = any(e.kind in FLAGGING_KINDS for e in events)
+        flag = any(e.kind in self.flagging for e in events)
         stop = any(e.kind in self.stop_kinds for e in events)
         if reduce:  # every rank flushes at the same step; any rank's event counts for all
             flag = bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
@@ -241,15 +278,13 @@ class GradientHealthMonitor(pl.Callback):
         scaler = grad_scaler(trainer)
         summary = summarize(block, self.layers, self.param_labels, self.collector.sizes, scaler is not None)
         scale = float(scaler.get_scale()) if scaler is not None else None  # one read, at the flush
-        events, counts = [], []
         samples = self.instruments.read(self.label_of)  # {step: {signal/…, dead/…, sharpness/…}}
-        for view in step_views(summary, self.labels, self.classes, scale):
+        views = step_views(summary, self.labels, self.classes, scale)
+        for view in views:
             view.extras.update(samples.get(view.step, {}))
-            for detector in self.state.detectors:
-                event = detector.observe(view)
-                if event is not None:
-                    events.append(event)
-                    counts.append(self.state.log.add(event))
+        announce = (lambda e: log.info(event_line(e))) if trainer.is_global_zero else None
+        found = judge_views(views, self.state.detectors, self.state.log, self.state.timeline, announce)
+        events, counts = [e for e, _ in found], [c for _, c in found]
         skipped_before = self.state.skipped_steps
         self.state.skipped_steps += int(summary.skipped.sum())
         self.state.history.add(summary.steps, summary.layer_rel)
@@ -291,15 +326,29 @@ class GradientHealthMonitor(pl.Callback):
         if sink is None:
             return
         labels = self.labels if self.layers is not None else None
-        write_run_end(sink, self.state, Path(self._tmp.name) / "parts", labels, self.record, self.plots,
-                      lambda: {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")})
+        self.plot_paths = write_run_end(
+            sink, self.state, Path(self._tmp.name) / "parts", labels, self.record, self.plots,
+            lambda: {p: self.instruments.layer_history(p, self.labels) for p in ("signal", "dead")},
+            self.end_tags())
+
+    def verdict_kind(self) -> str:
+        """The first event's kind, or `inconclusive`/`healthy` (`account.py`)."""
+        return verdict_kind(self.state, getattr(self, "schedules", {}))
+
+    def end_tags(self) -> dict[str, str]:
+        """The run-end `health.*` tags: verdict, events, final state, recovered, coverage (`account.py`)."""
+        return end_tags(self.state, getattr(self, "schedules", {}))
 
     def verdict(self) -> HealthVerdict:
         """The run's health so far (see `src/monitor/verdict.py`); final once training has ended."""
         first = self.state.log.first
-        return HealthVerdict(kind=self.state.log.verdict, diverged=self.state.flagged,
+        return HealthVerdict(kind=self.verdict_kind(), diverged=self.state.flagged,
                              test_after_divergence=self.test_after_divergence,
                              first_event_step=first.step if first else None)
+
+    def health_summary(self) -> HealthSummary | None:
+        """The end-of-run account for the console (`summary.py`); None before any step was judged."""
+        return health_summary(self.state, getattr(self, "schedules", {}), getattr(self, "plot_paths", []))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, reduce=True)

@@ -2,7 +2,7 @@
 
 Lightning saves it with every checkpoint (`Callback.state_dict`) and gives it back on resume
 (`load_state_dict`), so after `resume=<id>` the events, counts, verdict, detector state (patience
-counters, running means), plot history and skipped-step count continue; rows collected but not yet
+counters, running means), the timeline, plot history and skipped-step count continue; rows collected but not yet
 flushed travel too, and are judged once, after the resume. A resumed process is the next
 *generation* of the record (`record.py`). Every value is plain Python (checkpoints load with
 `weights_only`).
@@ -22,10 +22,10 @@ from src.monitor.detectors import Detector, StepView
 from src.monitor.events import EventLog
 from src.monitor.history import DecimatedHistory
 from src.monitor.stats import Summary
+from src.monitor.timeline import Timeline
 
-Policy = Literal["stop", "continue"]
 NonfiniteCount = Literal["tensors", "values"]
-VERSION = 1
+VERSION = 2  # 2: patience in steps, the timeline, `zeroed_weights` and `plateau`
 
 
 @dataclass
@@ -33,6 +33,7 @@ class MonitorState:
     detectors: list[Detector]
     log: EventLog
     history: DecimatedHistory
+    timeline: Timeline
     flagged: bool = False  # a nonfinite or divergence event happened (on any rank)
     skipped_steps: int = 0  # steps the AMP grad scaler skipped
     generation: int = 0  # 0 for a new run, +1 at each resume
@@ -54,6 +55,7 @@ class MonitorState:
             "detectors": {d.kind: d.state_dict() for d in self.detectors},
             "log": self.log.state_dict(),
             "history": self.history.state_dict(),
+            "timeline": self.timeline.state_dict(),
             "flagged": self.flagged,
             "skipped_steps": self.skipped_steps,
             "generation": self.generation,
@@ -71,6 +73,7 @@ class MonitorState:
                 detector.load_state_dict(state["detectors"][detector.kind])
         self.log.load_state_dict(state["log"])
         self.history.load_state_dict(state["history"])
+        self.timeline.load_state_dict(state["timeline"])
         self.flagged, self.skipped_steps = bool(state["flagged"]), int(state["skipped_steps"])
         self.generation = int(state["generation"]) + 1
         self.last_step = self.completed = int(state["last_step"])
@@ -86,6 +89,12 @@ def _block_from_state(state: dict[str, Any]) -> StatsBlock:
     dtypes = {"steps": np.int64, "missing": bool, "has_loss": bool}
     return StatsBlock(**{k: (None if v is None else np.asarray(v, dtype=dtypes.get(k, np.float64)))
                          for k, v in state.items()})
+
+
+def _first_zeroed(weights: np.ndarray, labels: list[str]) -> str | None:
+    """The input-most layer whose weight norm is exactly 0 (a layer of zeros), or None."""
+    zero = np.flatnonzero(weights == 0)
+    return labels[zero[0]] if len(zero) else None
 
 
 def step_views(summary: Summary, labels: list[str], num_classes: int | None, amp_scale: float | None) -> list[StepView]:
@@ -111,5 +120,6 @@ def step_views(summary: Summary, labels: list[str], num_classes: int | None, amp
             median_layer_rel=float(np.median(rel[valid])) if len(valid) else math.nan,
             amp_scale=amp_scale if i == len(summary) - 1 else None,
             chance_loss=chance,
+            zeroed_layer=_first_zeroed(summary.layer_weight[i], labels),
         ))
     return views

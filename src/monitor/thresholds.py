@@ -3,8 +3,10 @@
 Every limit on a gradient is on a scale-free measure: the relative data gradient ‖g‖/‖θ‖ (of one
 layer, or of all parameters together), never on a raw norm, which grows with the layer's size.
 Every limit on the loss is on the data loss (no penalty), against ln C, the loss of a uniform guess
-over C classes (2.30 for 10). "Sustained" means held for a patience of consecutive optimizer steps
-(steps the AMP grad scaler skipped do not count, nor break a run). The margins against the
+over C classes (2.30 for 10). "Sustained" means held for a patience counted in optimizer steps, on
+every step judged in between (steps the AMP grad scaler skipped, and steps without an instrument sample,
+are not judged and do not break a run): a detector reading sparse samples waits as long as one reading
+every step, never longer because its samples are sparse (`detectors/base.py::Sustained`). The margins against the
 calibration zoo (`tests/test_calibration_zoo.py`, table in `docs/gradient_health.md`) are stated
 beside each default.
 """
@@ -57,15 +59,22 @@ class Thresholds:
         first 80 steps, above the limit: its first sustained problem stays `stalled` (calibrated), its
         signal is in the metrics. A ratio of exactly 0 is not vanishing but a cut (dead ReLUs:
         `dead_units`, `stalled`), so it is not judged;
-      vanishing_signal_patience = 3 consecutive samples of the signal.
+      vanishing_signal_patience = 20 steps of signal samples (3 samples at the default schedule of 10).
     dead_units (sustained over the unit-health instrument's samples):
       dead_fraction = 0.9: some layer's ReLU units are zero for every example of the batch for more
         than 90% of its units (`dead/max`). Zoo: healthy runs at most 0.67 (ResNet-152 at width 1/16),
         0.44 (VGG-19-bn); ReLUs switched off 1.0; plain VGG-19 climbs to 0.92 by step 60;
-      dead_patience = 5 consecutive samples (50 steps at the default schedule of 10).
+      dead_patience = 40 steps of unit-health samples (5 samples at the default schedule of 10, as before
+        patience was counted in steps). A dead layer also cuts the gradient below it to exactly 0, which
+        is never read as `vanishing` (a zero is a fact, not a small ratio), so `dead_units` names it.
+    zeroed_weights (sustained):
+      zeroed_patience = 10 steps with some layer's ‖θ‖ exactly 0 (a layer of exact zeros is a fact, not
+        noise; 10 steps say a regularizer keeps it there rather than one step passing through zero).
     unstable (sustained over the sharpness probes):
-      unstable_patience = 3 consecutive probes with `sharpness/stability` > 1 (λ_max > 2/η; Adam:
-        the preconditioned form), so the edge of stability's oscillation around the line is not one.
+      unstable_patience = 50 steps of probes with `sharpness/stability` > 1 (λ_max > 2/η; Adam: the
+        preconditioned form): 3 probes at the study's schedule of 25 (as before patience was counted in
+        steps), 2 at the default schedule of 2000 — never one probe, so the edge of stability's oscillation
+        around the line is not one. Only converged probes are judged.
     stalled (sustained; how a dead network looks), both must hold:
       stall_loss_tolerance = 0.05: the data loss within 5% of ln C (2.30 ± 0.12 nats for 10 classes);
       stall_rel = 1e-5: the median layer's relative data gradient below this. Zoo: healthy runs at
@@ -73,14 +82,27 @@ class Thresholds:
         ones (plain VGG-19 at width 1/8, ReLUs switched off) 1.1e-6 and below, 9x under.
       stall_patience = 50 steps (a net at initialization sits at ln C too, with a large gradient).
     divergence (sustained, after a warm-up; after Lightning's `SpikeDetection`):
-      divergence_warmup = 50 finite losses, during which the reference is ln C (early losses fall fast
-        and say little about each other; healthy zoo runs start at most 1.6x ln C);
+      divergence_warmup = 50 finite losses, during which the reference is the lowest loss so far (early
+        losses fall fast and say little about each other; a loss that rises above its own best by the
+        factor below is rising whatever its level: an over-confident init starting at 30 nats and falling
+        is not diverging);
       divergence_window = 50: then the reference is the mean of the last 50 finite losses outside excursions;
       divergence_factor = 3.0 and divergence_min_increase = 0.5 nats: a step is an excursion when its loss
         is above 3x the reference *and* 0.5 nats above it (noise late in training, 0.02 -> 0.3, stays
         under the second), which makes a collapse to ln C from a trained 0.1 one;
       divergence_patience = 10 consecutive excursion steps: a noisy batch is one step. Zoo: LeNet-5 at
         SGD lr 20 (loss 2.3 -> ~900, tanh saturated, no NaN) fires at step 11; no healthy run fires.
+    plateau (sustained; "not learning", where no other detector explains it), all must hold:
+      plateau_margin = 0.1: the mean data loss over the window above (1 − 0.1)·ln C (2.07 nats for 10
+        classes): the net has learned less than a tenth of what separates a uniform guess from nothing;
+      plateau_window = 100 steps of losses, whose second half's mean is ...
+      plateau_min_drop = 0.01: ... less than 0.01·ln C (0.023 nats for 10 classes) below the first
+        half's: no downward trend. Zoo (`scripts/plateau_margins.py`): the slow learner
+        (`mlp-relu-kaiming-small-lr`, SGD 3e-4) drops at least 0.058 nats per half window while near
+        chance, 2.5x above; the stuck sigmoid LeNet-5 (`lenet5-sigmoid-2000`) never has a window mean
+        below 2.305 (the margin is 2.07) and, once at chance, drops at most 0.011, 2x below;
+      plateau_patience = 200 steps: the earliest event is at step 298 (window + patience − 1); the
+        batch-normed VGG-19 that sits at chance for 170 steps before it learns must not fire.
     """
 
     amp_skip_patience: PositiveInt = 16
@@ -92,10 +114,10 @@ class Thresholds:
     vanishing_ratio: PositiveFloat = 1e-6
     vanishing_patience: PositiveInt = 20
     vanishing_signal_ratio: PositiveFloat = 1e-8
-    vanishing_signal_patience: PositiveInt = 3
+    vanishing_signal_patience: PositiveInt = 20
     dead_fraction: OpenFraction = 0.9
-    dead_patience: PositiveInt = 5
-    unstable_patience: PositiveInt = 3
+    dead_patience: PositiveInt = 40
+    unstable_patience: PositiveInt = 50
     stall_loss_tolerance: OpenFraction = 0.05
     stall_rel: PositiveFloat = 1e-5
     stall_patience: PositiveInt = 50
@@ -104,6 +126,11 @@ class Thresholds:
     divergence_factor: Annotated[Number, Field(gt=1)] = 3.0
     divergence_min_increase: NonNegativeFloat = 0.5
     divergence_patience: PositiveInt = 10
+    zeroed_patience: PositiveInt = 10
+    plateau_margin: OpenFraction = 0.1
+    plateau_window: Annotated[int, Field(ge=2)] = 100
+    plateau_min_drop: OpenFraction = 0.01
+    plateau_patience: PositiveInt = 200
 
 
 # The keyword arguments of `Thresholds`, for signatures that pass them on (`**thresholds: Unpack[...]`)

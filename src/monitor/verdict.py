@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 HEALTHY = "healthy"
+INCONCLUSIVE = "inconclusive"  # no event, but the run ended at chance level before `plateau` could judge it
 
 
 @dataclass(frozen=True)
 class HealthVerdict:
     """One monitor's conclusion about a run.
 
-    kind: `healthy`, or the kind of the run's first health event — its first sustained problem:
-        `nonfinite`, `exploding`, `divergence`, `vanishing`, `dead_units`, `stalled` or `unstable`
-        (the `health.verdict` tag).
+    kind: `healthy`, or the kind of the run's first health event — its first sustained problem (a kind of
+        `src/monitor/detectors/__init__.py::KINDS`: `nonfinite`, `exploding`, `divergence`, `zeroed_weights`,
+        `vanishing`, `dead_units`, `stalled`, `unstable`, `plateau`) — or `inconclusive`: no event, but the
+        run ended with its loss still near chance level, too soon for `plateau` to judge it (the
+        `health.verdict` tag).
     diverged: the run went non-finite or diverged: its outcome is `diverged`, whatever the stop policy.
     test_after_divergence: whether a diverged run still runs its test phase.
     first_event_step: optimizer step of the first event (None when healthy).
@@ -40,11 +43,13 @@ class VerdictSource(Protocol):
 
 
 def combine(verdicts: Iterable[HealthVerdict]) -> HealthVerdict:
-    """Several monitors' verdicts as one: diverged if any says so; the earliest event's kind."""
+    """Several monitors' verdicts as one: diverged if any says so; the earliest event's kind (`inconclusive`
+    when none has an event and one is inconclusive)."""
     verdicts = list(verdicts)
-    events = sorted((v for v in verdicts if v.kind != HEALTHY), key=lambda v: (v.first_event_step is None,
-                                                                                  v.first_event_step or 0))
-    first = events[0] if events else HealthVerdict()
+    events = sorted((v for v in verdicts if v.kind not in (HEALTHY, INCONCLUSIVE)),
+                    key=lambda v: (v.first_event_step is None, v.first_event_step or 0))
+    unsure = any(v.kind == INCONCLUSIVE for v in verdicts)
+    first = events[0] if events else HealthVerdict(kind=INCONCLUSIVE if unsure else HEALTHY)
     diverged = [v for v in verdicts if v.diverged]
     return HealthVerdict(
         kind=first.kind,

@@ -6,6 +6,8 @@ Which interval, and why:
   Student's t-interval, mean ± t_{0.975, n−1} · s/√n. With 3 seeds a bootstrap over seeds has only
   10 distinct resamples and its percentile interval is too narrow; the t-interval is the honest one
   (wide: t_{0.975, 2} = 4.30);
+- a mean of accuracies over seeds in the sweep report: the t-interval of their logits given back
+  (`logit_interval`), so that it stays inside [0, 1];
 - a difference of two means (an arm minus `none` on the same condition): Welch's t-interval, the two
   variances not pooled, degrees of freedom by Welch–Satterthwaite;
 - a fraction of seeds (how many runs got a verdict): Wilson's score interval, which stays inside
@@ -51,6 +53,17 @@ def t_interval(values: list[float]) -> Interval | None:
         return Interval(mean, None, None, n)
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
+
+
+def logit_interval(values: list[float]) -> Interval | None:
+    """Mean of fractions in [0, 1] with the t-interval of their logits given back (inside [0, 1]);
+    0 and 1 count as 1e-6 and 1 − 1e-6 on the logit scale."""
+    if not values:
+        return None
+    logits = [math.log(p / (1 - p)) for p in (min(max(v, 1e-6), 1 - 1e-6) for v in values)]
+    interval = t_interval(logits)
+    back = [None if x is None else 1 / (1 + math.exp(-x)) for x in (interval.lo, interval.hi)]
+    return Interval(statistics.fmean(values), back[0], back[1], len(values))
 
 
 def welch_difference(a: list[float], b: list[float]) -> Interval | None:

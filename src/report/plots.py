@@ -22,7 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from src.monitor.record import download_record  # noqa: E402
-from src.report.table import Row, metric_history  # noqa: E402
+from src.report.records import metric_history  # noqa: E402
+from src.report.table import Row  # noqa: E402
 
 LAYER_PREFIXES = {"grad_rel/": "‖g‖/‖θ‖ per layer (data)", "grad_norm/": "‖∇W‖ per layer"}  # preferred first
 FLOW_POINTS = 4  # points in training shown in the gradient-flow panels
@@ -90,6 +91,11 @@ def layer_keys(metric_keys: Any) -> list[str]:
     return []
 
 
+def layer_name(key: str) -> str:
+    """`grad_rel/03.features.10` -> `features.10`: the module's name, for an axis."""
+    return re.sub(r"^\d+\.", "", key.split("/", 1)[-1])
+
+
 def _picks(steps: list[int]) -> list[int]:
     return sorted({steps[round(i * (len(steps) - 1) / max(FLOW_POINTS - 1, 1))] for i in range(FLOW_POINTS)})
 
@@ -136,6 +142,7 @@ def gradient_flow(mlflow_client: Any, rows: list[Row], path: Path) -> bool:
                 ax.plot(range(len(keys)), norms, color=cmap(k / max(len(snaps) - 1, 1)), lw=1, label=f"step {step}")
             if any(v > 0 for norms in snaps.values() for v in norms if math.isfinite(v)):
                 ax.set_yscale("log")
+            ax.set_xticks(range(len(keys)), [layer_name(k) for k in keys], rotation=90, fontsize=5)
             ax.set_xlabel(f"layer (input → output), seed {run.seed}", fontsize=7)
             ax.set_ylabel(next(v for p, v in LAYER_PREFIXES.items() if keys[0].startswith(p)), fontsize=7)
             ax.legend(fontsize=6)

@@ -136,6 +136,14 @@ def signature_schema(target: Callable[..., Any]) -> Schema:
     return Schema(name, fields, frozenset(required), None)
 
 
+def _plain(value: Any) -> Any:
+    """A config's list or mapping (Hydra hands them to a target as OmegaConf containers) as plain Python,
+    so that `list[int]` accepts `[1, 2]` however it came; the call itself still gets the original."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
 def checked(prefix: str) -> Callable[[F], F]:
     """Validate a builder's or constructor's arguments against its own signature, as the config is:
     `@checked("model")` on `vgg19` makes `vgg19(width=0)` raise `ConfigError('model.width=0 is not allowed; ...')`.
@@ -156,7 +164,7 @@ def checked(prefix: str) -> Callable[[F], F]:
                     values.update(value)
                 elif kind is not inspect.Parameter.VAR_POSITIONAL and key != "self":
                     values[key] = value
-            lines = signature_schema(fn).problems(values, f"{prefix}.")
+            lines = signature_schema(fn).problems({k: _plain(v) for k, v in values.items()}, f"{prefix}.")
             if lines:
                 raise ConfigError("\n".join(lines))
             return fn(*args, **kwargs)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from src.tracking.store import tracking_uri
+from src.tracking.store import tracking_uri, use_wal_journal
 
 LOCKED_ERRORS = ("database is locked", "database table is locked")  # sqlite's SQLITE_BUSY / SQLITE_LOCKED
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
@@ -56,6 +56,7 @@ def client(uri: str | None = None) -> LockRetryingClient:
     """A client of the store (default: `tracking_uri()`) that survives sqlite lock contention."""
     from mlflow.tracking import MlflowClient  # imported lazily (3 s)
 
+    use_wal_journal()  # before its first connection: sqlite stores on local disks in WAL (`store.py`)
     return LockRetryingClient(MlflowClient(tracking_uri=uri or tracking_uri()))
 
 

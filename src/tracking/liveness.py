@@ -8,7 +8,10 @@ A run (and a sweep's parent run) records, when it becomes RUNNING:
   a pid that the kernel gave to another process later is told apart from ours, and a process in
   another container or boot of a machine with the same name is never judged by its pid; empty
   where `/proc` is missing and psutil is not installed (then a live pid is taken as ours);
-- `heartbeat`: UTC time (ISO 8601, seconds) of the last beat.
+- `heartbeat`: UTC time (ISO 8601, seconds) of the last beat;
+- `slurm_job_id` (and `slurm_array_job` for a task of an array, `<array job id>_<task id>` as `squeue`
+  shows it) when the process runs inside a SLURM job: the job that `scancel`/`scontrol` act on, and
+  the same id again after SLURM requeues the job.
 
 `Heartbeat` is a daemon thread that rewrites the `heartbeat` tag every `every_s` seconds: one small
 MLflow write per interval, nothing on the training loop. The reaper (`src/tracking/reaper.py`)
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 HOST_TAG, PID_TAG, PID_START_TAG, HEARTBEAT_TAG = "host", "pid", "pid_start", "heartbeat"
+SLURM_JOB_TAG, SLURM_ARRAY_TAG = "slurm_job_id", "slurm_array_job"
 DEFAULT_HEARTBEAT_S = 60.0  # seconds between beats; the reaper's default age limit is 15 times this
 
 
@@ -101,11 +105,20 @@ def parse_utc(text: str) -> datetime | None:
         return None
 
 
+def slurm_tags() -> dict[str, str]:
+    """The SLURM job this process runs in, from the variables SLURM sets in every job ({} outside SLURM)."""
+    tags = {SLURM_JOB_TAG: os.environ["SLURM_JOB_ID"]} if os.environ.get("SLURM_JOB_ID") else {}
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if tags and array_job and task:
+        tags[SLURM_ARRAY_TAG] = f"{array_job}_{task}"
+    return tags
+
+
 def process_tags() -> dict[str, str]:
     """The liveness tags of this process, heartbeat included (set them before or with status RUNNING)."""
     pid = os.getpid()
     return {HOST_TAG: hostname(), PID_TAG: str(pid), PID_START_TAG: process_start(pid) or "",
-            HEARTBEAT_TAG: utc_now()}
+            HEARTBEAT_TAG: utc_now(), **slurm_tags()}
 
 
 class Heartbeat:

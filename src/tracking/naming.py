@@ -5,6 +5,8 @@
   progress bar); in a sweep job, the overrides whose key varies within the sweep (recorded by the
   sweep callback from the multirun's overrides and the sweeper's params). Short forms and their
   order: `src/tracking/short_forms.py`.
+- Dose: a study arm (`+study/arm=l2_1e-3`) sets a regularizer's λ or dropout's p inside its file; its
+  name shows that dose as the override would (`lam1e-3`, `p0.3`), so two doses never share a name.
 - Tail: `s<seed>`, always with the choices head.
 
 `vgg19-none-sgd-bn1-init=kaiming-s0`, `lenet5-l2-sgd-lam1e-3-lr0.05-s1`, `vanishing_demo-s3`.
@@ -22,6 +24,8 @@ from omegaconf import DictConfig
 from src.tracking.short_forms import BOOKKEEPING, SHOWN_IN_HEAD, matches, order, part
 
 RUN_NAME_KEY = "logger.run_name"
+DOSE_KEYS = ("strength", "p")  # a regularizer's dose: λ of l1/l2/elasticnet, p of dropout
+DOSE_SETTERS = ("study/arm",)  # groups whose options set a dose that no override shows
 
 
 def reg_label(cfg: DictConfig) -> str:
@@ -82,7 +86,18 @@ def run_name(
         head = f"{choices.get('model', 'model')}-{reg_label(cfg)}-{choices.get('optim', 'optim')}"
         tail, skip = [f"s{cfg.seed}"], SHOWN_IN_HEAD
     parts = [part(k, v, regs) for k, v in sorted(shown, key=lambda kv: order(kv[0])) if k not in skip]
+    if any(k in DOSE_SETTERS for k, _ in shown):
+        parts += dose_parts(cfg, regs)
     return "-".join(dict.fromkeys([head, *parts, *tail]))  # a part equal to another is shown once
+
+
+def dose_parts(cfg: DictConfig, regs: list[str]) -> list[str]:
+    """The composed dose of each selected regularizer as name parts (`lam1e-3`, `p0.5`), in config order."""
+    parts = []
+    for name in regs:
+        node = cfg.reg[name]
+        parts += [part(f"reg.{name}.{key}", str(node[key]), regs) for key in DOSE_KEYS if key in node]
+    return parts
 
 
 def deduplicate_in_sweep(mlflow_client: Any, run: Any, sweep: Mapping[str, Any]) -> str:

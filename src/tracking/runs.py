@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from src.tracking.client import client, log_batch
 from src.tracking.naming import deduplicate_in_sweep, reg_label, run_name
 from src.tracking.outcome import finish_run
-from src.tracking.params import config_params, git_commit, log_config
+from src.tracking.params import config_params, git_commit, location_tags, log_config
 from src.tracking.redaction import scrub, scrub_overrides
 from src.tracking.store import get_or_create_experiment
 from src.tracking.sweeps import sweep_context, sweep_tags
@@ -54,7 +54,7 @@ def start_run(
     run_id = run.info.run_id
     try:
         deduplicate_in_sweep(mlflow_client, run, sweep)
-        log_batch(mlflow_client, run_id, params=config_params(cfg))
+        log_batch(mlflow_client, run_id, params=config_params(cfg), tags=location_tags(cfg))
         log_config(mlflow_client, run_id, cfg, overrides)
     except BaseException:
         finish_run(mlflow_client, run_id, "failed")  # never leave a half-made run RUNNING

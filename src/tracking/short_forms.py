@@ -41,6 +41,7 @@ ABBREVIATIONS: dict[str, str] = {
     "model.width": "w",
     "model.pool": "pool",
     "model.small_input": "small",
+    "reg_strength": "lam",  # λ shared by every weight regularizer (conf/train.yaml)
     "reg.*.strength": "lam",  # λ; prefixed with the regularizer's name when several are composed
     "reg.*.l1_ratio": "r",
     "reg.*.p": "p",

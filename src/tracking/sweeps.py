@@ -2,21 +2,24 @@
 
 `MlflowSweepCallback` runs in the process that launches the sweep (the login node on SLURM):
 
-- `on_multirun_start`, before any job or worker exists: creates the store (sqlite schema) and the
-  experiment, so parallel jobs never race to create either; closes lost runs (the reaper); opens
-  the parent run with the launcher's liveness tags and heartbeat; writes
+- `on_multirun_start`, before any job or worker exists (and after `src/config/sweep_validation.py`
+  checked every job's config): creates the store (sqlite schema) and the experiment, so parallel
+  jobs never race to create either; closes lost runs (the reaper); opens the parent run with the
+  launcher's liveness tags and heartbeat; writes
   `<sweep dir>/mlflow_sweep.json` (store, experiment, parent run id, sweep id, launcher pid). Jobs
   find that file through their own Hydra config (`hydra.sweep.dir`), whatever the launcher:
   basic, joblib, submitit.
 - `on_multirun_end` (or at exit, since Hydra skips that hook when a job raised): closes jobs whose
   process died as `lost`, counts the outcomes and closes the parent by the rule in
   `src/tracking/sweep_tally.py` (FINISHED when every job completed or diverged). Tags `sweep_jobs`,
-  `sweep_planned_jobs` and `sweep_outcomes` say what happened.
+  `sweep_planned_jobs` and `sweep_outcomes` say what happened; the UI command is printed here
+  once, not by every job. (The sweep's dashboard follows: `src/report/sweep_dashboard.py`.)
 
 The parent is created eagerly, in the launching process, because that is the one place where no
 two jobs can race to create it (nor the store, nor the experiment) on any launcher or file system.
-A sweep in which no job created a run (all failed validation) therefore deletes its parent at the
-end rather than leave an empty FAILED group in the UI; the jobs' own errors say what was wrong.
+A sweep in which no job created a run (each failed before its run existed: a data set missing, say)
+therefore deletes its parent at the end rather than leave an empty FAILED group in the UI; the jobs'
+own errors say what was wrong.
 The reaper and liveness helpers come from `src/lifecycle/`, imported lazily inside the hooks.
 """
 
@@ -99,6 +102,18 @@ def planned_jobs(config: DictConfig) -> int:
     return math.prod(sizes.values())
 
 
+def print_ui_lines(mlflow_client: Any, parent_run_id: str) -> None:
+    """Once per sweep (its jobs do not repeat it): how to open the UI, and the parent run's page."""
+    from src.tracking.store import ui_command
+    from src.tracking.ui_links import run_url, ui_base_url
+
+    uri = mlflow_client.tracking_uri
+    experiment_id = mlflow_client.get_run(parent_run_id).info.experiment_id
+    page = run_url(ui_base_url(uri), experiment_id, parent_run_id)
+    print(f"Open the UI: {ui_command(uri)}")
+    print(f"Sweep page:  {page}")
+
+
 class MlflowSweepCallback(Callback):
     """Opens and closes the parent run of a multirun sweep (see the module docstring).
 
@@ -176,7 +191,7 @@ class MlflowSweepCallback(Callback):
         """Record the jobs' outcomes on the parent run and end it; a no-op once closed.
 
         Jobs whose process died (a SIGKILLed joblib worker) are closed as `lost` first. A sweep in
-        which no job created a run (every job failed validation, say) leaves no parent: it is deleted.
+        which no job created a run (each failed before its run existed) leaves no parent: it is deleted.
         """
         if self._open is None:
             return
@@ -204,3 +219,4 @@ class MlflowSweepCallback(Callback):
         record_study_result(mlflow_client, parent, state["sweep_dir"])  # a search sweeper's best trial, once closed
         text = " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v)
         print(f"MLflow sweep {state['sweep_id']}: {jobs} jobs, {text} -> parent run {status}")
+        print_ui_lines(mlflow_client, parent)

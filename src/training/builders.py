@@ -12,6 +12,7 @@ from pytorch_lightning.loggers import Logger
 from torch import nn
 
 from src.training.module import ClassificationModule
+from src.training.schedules import build_scheduler
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -32,11 +33,10 @@ def build_module(cfg: DictConfig) -> ClassificationModule:
     net_kwargs: dict[str, Any] = {}
     for reg in regularizers:  # structural regularizers (dropout) change the network
         net_kwargs.update(reg.network_kwargs() if hasattr(reg, "network_kwargs") else {})
-    sched = instantiate(cfg.sched) if cfg.get("sched") and cfg.sched.get("_target_") else None
     return ClassificationModule(
         net=build_net(cfg, **net_kwargs),
         optimizer=instantiate(cfg.optim),
-        scheduler=sched,
+        scheduler=build_scheduler(cfg),
         num_classes=cfg.data.num_classes,
         regularizers=regularizers,
     )

@@ -11,7 +11,8 @@ calls right after theirs and before clipping and the optimizer step, then adds t
 gradient (`src/training/penalty_gradient.py`). What monitors may read, on the device:
 `window_loss` (the data loss of the coming optimizer step: the mean over its accumulated
 micro-batches), `penalty_grad_norms` (the penalty gradient's norm per trainable parameter, set at
-this module's `on_before_optimizer_step`) and `num_classes`.
+this module's `on_before_optimizer_step`), `num_classes`, `net` and `penalty()`: together the
+`src.monitor.monitored.Monitored` protocol, which the monitor checks at `setup` (a rename fails loudly).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class ClassificationModule(pl.LightningModule):
         self.last_loss: Tensor | None = None  # data loss of the latest training step (device scalar)
         self.last_penalty: Tensor | None = None  # its penalty (None when no regularizer adds one)
         self.penalty_grad_norms: Tensor | None = None  # per trainable parameter, of the latest optimizer step
+        self.last_penalty_terms: dict[str, Tensor] = {}  # each regularizer's penalty of the latest step
+        self._penalty_grad_parts: dict[str, Tensor] | None = None  # each one's gradient norm, on logging steps
         self._window: list[Tensor] = []  # data losses of the micro-batches since the last optimizer step
         self._gate: Tensor | None = None  # 0/1 on the device: does the grad scaler step this time
         self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
@@ -75,8 +78,13 @@ class ClassificationModule(pl.LightningModule):
 
     def penalty(self) -> Tensor | None:
         """Sum of the selected regularizers' penalties (None when no regularizer adds one)."""
-        terms = [t for t in (r.penalty(self.net) for r in self.regularizers) if t is not None]
+        terms = list(self.penalty_terms().values())
         return torch.stack(terms).sum() if terms else None
+
+    def penalty_terms(self) -> dict[str, Tensor]:
+        """Each selected regularizer's penalty by its name (`l2`), those that add one."""
+        terms = {r.name: r.penalty(self.net) for r in self.regularizers}
+        return {name: term for name, term in terms.items() if term is not None}
 
     @property
     def window_loss(self) -> Tensor | None:
@@ -98,8 +106,9 @@ class ClassificationModule(pl.LightningModule):
         self._window.append(self.last_loss)
         self.train_acc.update(logits.detach(), y)  # logged once per epoch (on_train_epoch_end)
         with torch.no_grad():
-            penalty = self.penalty()
-        self.last_penalty = penalty  # logged at the cadence (on_train_batch_end)
+            self.last_penalty_terms = self.penalty_terms()
+        terms = list(self.last_penalty_terms.values())
+        self.last_penalty = torch.stack(terms).sum() if terms else None  # logged at the cadence (on_train_batch_end)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -129,7 +138,9 @@ class ClassificationModule(pl.LightningModule):
         with torch.no_grad():
             stepping = any(getattr(reg, "steps_weights", False) for reg in self.regularizers)
             self._gate = step_gate(self.net) if stepping and grad_scaler(self.trainer) is not None else None
-            self.penalty_grad_norms = add_penalty_gradient(self.net, self.regularizers)
+            logs = (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0
+            self._penalty_grad_parts = {} if logs else None  # each term's norm, on the steps that log
+            self.penalty_grad_norms = add_penalty_gradient(self.net, self.regularizers, self._penalty_grad_parts)
             for reg in self.regularizers:
                 reg.before_step(self.net, optimizer, self._gate)
 
@@ -165,6 +176,10 @@ class ClassificationModule(pl.LightningModule):
             self.log("train/loss", self.last_loss.cpu(), on_step=True, on_epoch=False, prog_bar=True)
         if self.last_penalty is not None:
             self.log("train/penalty", self.last_penalty.cpu(), on_step=True, on_epoch=False)
+            for name, value in self.last_penalty_terms.items():  # each regularizer's share of the total
+                self.log(f"train/penalty/{name}", value.cpu(), on_step=True, on_epoch=False)
+        for name, value in (self._penalty_grad_parts or {}).items():
+            self.log(f"grad_penalty/{name}/global_norm", value.cpu(), on_step=True, on_epoch=False)
         for name, value in weight_statistics(self.net, self.regularizers).items():
             self.log(name, value, on_step=True, on_epoch=False)
 
@@ -173,4 +188,5 @@ class ClassificationModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = getattr(self.scheduler_factory, "interval", "epoch")  # src/training/schedules.py
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

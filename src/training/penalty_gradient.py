@@ -22,14 +22,22 @@ from src import foreach
 
 
 @torch.no_grad()
-def add_penalty_gradient(net: nn.Module, regularizers: Iterable[Any]) -> Tensor | None:
+def add_penalty_gradient(
+    net: nn.Module, regularizers: Iterable[Any], per_regularizer: dict[str, Tensor] | None = None
+) -> Tensor | None:
     """Add every regularizer's `penalty_gradient(net)` to `p.grad`; return the penalty gradient's L2
     norm per trainable parameter of `net` (in `net.named_parameters()` order, 0 where none), on the
     device, or None when no regularizer acts through the loss. No host synchronization.
+
+    `per_regularizer`, when given, receives each regularizer's own global L2 norm (device scalar, by
+    its `name`), so that each term's share can be logged beside the total.
     """
     total: dict[int, tuple[Tensor, Tensor]] = {}
     for reg in regularizers:
-        for param, grad in getattr(reg, "penalty_gradient", lambda _: [])(net):
+        pairs = getattr(reg, "penalty_gradient", lambda _: [])(net)
+        if per_regularizer is not None and pairs:
+            per_regularizer[reg.name] = torch.linalg.vector_norm(foreach.norms([g for _, g in pairs]))
+        for param, grad in pairs:
             if id(param) in total:  # two regularizers on one tensor (l1 + l2): their gradients add
                 total[id(param)] = (param, total[id(param)][1] + grad)
             else:

@@ -11,6 +11,7 @@ float32 while its values are finite (the statistics themselves are no longer num
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from src.monitor.detectors.base import Detector, StepView, Sustained
 from src.monitor.events import HealthEvent
@@ -18,12 +19,21 @@ from src.monitor.events import HealthEvent
 
 class NonfiniteDetector(Detector):
     kind = "nonfinite"
+    default_policy = "stop"
+    flags_divergence = True
 
     def __init__(self, thresholds) -> None:  # noqa: ANN001
         super().__init__(thresholds)
-        self.active = False  # a non-finite episode is under way (one event per episode)
+        self.episode = False  # a non-finite episode is under way (one event per episode)
         self.skips = Sustained(self.t.amp_skip_patience)
         self.scale_low = False
+
+    @property
+    def active(self) -> bool:
+        return self.episode or self.skips.fired or self.scale_low
+
+    def min_steps(self, schedules: Mapping[str, int]) -> int | None:
+        return 1
 
     def observe(self, view: StepView) -> HealthEvent | None:
         event = None
@@ -32,12 +42,12 @@ class NonfiniteDetector(Detector):
         if loss_bad or grad_bad or view.norm_overflow:
             source = "loss+gradient" if loss_bad and grad_bad else "loss" if loss_bad else (
                 "gradient" if grad_bad else "norm_overflow")
-            if not self.active:
+            if not self.episode:
                 event = HealthEvent(view.step, self.kind, float(view.nonfinite), 0.0, view.nonfinite_layer, source,
                                     view.step)
-            self.active = True
+            self.episode = True
         elif not view.skipped:
-            self.active = False
+            self.episode = False
         if self.skips.update(view.skipped, view.step) and event is None:
             event = HealthEvent(view.step, self.kind, float(self.skips.run), float(self.t.amp_skip_patience),
                                 view.nonfinite_layer, "amp_skips", self.skips.since)

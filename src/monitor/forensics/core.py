@@ -1,9 +1,11 @@
 """`Forensics`: where the first NaN came from. The monitor owns one (`monitor.forensics=true`) and calls it
 at two points; it keeps nothing else running.
 
-- every batch start (`on_batch_start`): at the first step of a flush window, a snapshot of the state if
-  it is finite (`snapshot.py`: one fused check and an asynchronous copy per window); every batch kept
-  by reference with its learning rate (`window.py`: a list append);
+- at each flush without a flagging event (`after_flush`): a snapshot of the state the next window starts
+  from, if it is finite (`snapshot.py`: one fused check read with the flush's, one fused asynchronous copy);
+- every batch start (`on_batch_start`): every batch kept by reference with its learning rate (`window.py`:
+  a list append); on the first batch a process sees, an unchecked snapshot (its check is read at the next
+  flush); on a window's first step, the random state its forward starts from. No host read;
 - after a flush whose events include a `nonfinite` or `divergence` (on any rank; `after_flush`): once
   per process, a replay from the snapshot up to the event's step with every check on (`replay.py`),
   the findings of all ranks gathered, and on rank zero the artifacts (`report.py`).
@@ -22,7 +24,7 @@ from src.monitor.events import HealthEvent
 from src.monitor.forensics import ranks
 from src.monitor.forensics.replay import Finding, Replay
 from src.monitor.forensics.report import build_report, one_line, write
-from src.monitor.forensics.snapshot import Snapshot
+from src.monitor.forensics.snapshot import Snapshot, rng_states
 from src.monitor.forensics.window import StepBatches
 from src.monitor.sink import run_sink
 
@@ -50,18 +52,30 @@ class Forensics:
         step, optimizer = trainer.global_step, trainer.optimizers[0]
         if step != self.step:  # the first micro-batch of an optimizer step
             self.step = step
-            if not self.snapshot.taken or (step % self.every_n_steps == 0 and step != self.snapshot.step):
-                net = getattr(pl_module, "net", pl_module)
-                if self.snapshot.take(step, net, optimizer):
-                    self.window.drop_before(step)
-                elif not self.snapshot.taken:
-                    self._give_up(f"the weights were not finite at step {step}, the first this process saw")
-                    return
+            if not self.snapshot.taken:  # the first batch this process sees: checked at the next flush
+                self.snapshot.take(step, getattr(pl_module, "net", pl_module), optimizer, check=False)
+            elif step == self.snapshot.step:  # taken at the flush: the random state as this step's forward sees it
+                self.snapshot.rng = rng_states()
             if step - self.snapshot.step > MAX_WINDOWS * self.every_n_steps:
                 self._give_up(f"no finite state since step {self.snapshot.step}")
                 return
         indices = batch[2] if isinstance(batch, list | tuple) and len(batch) > 2 else None
         self.window.add(step, (batch[0], batch[1], indices), [float(g["lr"]) for g in optimizer.param_groups])
+
+    def _new_window(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """At a flush: settle the first snapshot's check, then snapshot the state the next window starts from."""
+        first = self.snapshot.step
+        if not self.snapshot.settle():
+            self._give_up(f"the weights were not finite at step {first}, the first this process saw")
+            return
+        epochs = trainer.fit_loop.epoch_progress.current.processed  # counted before the run's last flush
+        stopping = (trainer.should_stop or 0 < trainer.max_steps <= trainer.global_step
+                    or 0 < (trainer.max_epochs or -1) <= epochs)  # the last flush: no window follows it
+        if self.gave_up or stopping or not trainer.optimizers or self.snapshot.step == trainer.global_step:
+            return
+        step = trainer.global_step  # after this flush's update: the state at the start of step `step`
+        if self.snapshot.take(step, getattr(pl_module, "net", pl_module), trainer.optimizers[0]):
+            self.window.drop_before(step)
 
     def release(self) -> None:
         """Free the snapshot and the kept batches (at the end of `fit`); the report and its line stay."""
@@ -78,8 +92,14 @@ class Forensics:
     def after_flush(self, trainer: pl.Trainer, pl_module: pl.LightningModule, events: list[HealthEvent],
                     flagged: bool) -> None:
         """`flagged`: a nonfinite/divergence event on some rank so far (the same on every rank)."""
-        if self.done or not flagged:
+        if self.done:
             return
+        if not flagged:
+            self._new_window(trainer, pl_module)
+            return
+        first = self.snapshot.step
+        if not self.snapshot.settle():
+            self._give_up(f"the weights were not finite at step {first}, the first this process saw")
         self.done = True
         local = next((e for e in events if e.kind in KINDS), None)
         candidates = [(e, r) for r, e in enumerate(ranks.gather(local)) if e is not None]

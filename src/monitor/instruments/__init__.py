@@ -1,5 +1,9 @@
 """The monitor's instruments, one class per quantity with its own schedule (`base.py`), driven as one list.
 
+`INSTRUMENTS` is the registry: name -> how to build it from the monitor's settings. A new instrument is
+one class and one entry here (and its settings in the monitor's signature and `conf/monitor/default.yaml`);
+`Instruments.schedules` tells the detectors' coverage each one's `every_n_steps` by that name.
+
 `Instruments` forwards the monitor's hooks to each instrument, gathers their samples at a flush
 (`read`: one host copy per sampled step), and keeps a bounded host history of the per-layer signal
 and dead fractions for the end-of-run figure.
@@ -7,6 +11,7 @@ and dead fractions for the end-of-run figure.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,7 @@ MAX_HISTORY = 2048  # samples kept for the plots; beyond it every other one is d
 
 class Instruments:
     def __init__(self, instruments: list[Instrument]) -> None:
+        self.schedules = {i.name: i.every_n_steps for i in instruments}  # by name; 0 = off
         self.items = [i for i in instruments if i.every_n_steps > 0]
         self.history: list[Sample] = []
 
@@ -39,6 +45,11 @@ class Instruments:
     def after_update(self, step: int, trainer: Any, pl_module: Any) -> None:
         for item in self.items:
             item.after_update(step, trainer, pl_module)
+
+    def read_host_at(self, step: int) -> bool:
+        """Whether an instrument due at `step` reads the host (the sharpness probe): the monitor flushes there,
+        so every host read of a run stays at a flush."""
+        return any(item.reads_host and item.due(step) for item in self.items)
 
     def detach(self) -> None:
         for item in self.items:
@@ -65,15 +76,19 @@ class Instruments:
         return steps, values
 
 
-def build_instruments(signal_every_n_steps: int = 0, units_every_n_steps: int = 0, saturation_limit: float = 0.01,
-                      sharpness_every_n_steps: int = 0, sharpness_iterations: int = 10,
-                      sharpness_batch_size: int = 32) -> Instruments:
-    return Instruments([
-        SignalInstrument(signal_every_n_steps),
-        UnitHealthInstrument(units_every_n_steps, saturation_limit),
-        SharpnessInstrument(sharpness_every_n_steps, sharpness_iterations, sharpness_batch_size),
-    ])
+INSTRUMENTS: dict[str, Callable[[Mapping[str, Any]], Instrument]] = {
+    "signal": lambda s: SignalInstrument(s.get("signal_every_n_steps", 0)),
+    "units": lambda s: UnitHealthInstrument(s.get("units_every_n_steps", 0), s.get("saturation_limit", 0.01)),
+    "sharpness": lambda s: SharpnessInstrument(
+        s.get("sharpness_every_n_steps", 0), s.get("sharpness_iterations", 60), s.get("sharpness_batch_size", 32),
+        tolerance=s.get("sharpness_tolerance", 0.01)),
+}
 
 
-__all__ = ["Instrument", "Instruments", "SharpnessInstrument", "SignalInstrument", "UnitHealthInstrument",
-           "build_instruments"]
+def build_instruments(**settings: Any) -> Instruments:
+    """Every registered instrument, built from the monitor's settings (`<name>_every_n_steps` = 0: off)."""
+    return Instruments([make(settings) for make in INSTRUMENTS.values()])
+
+
+__all__ = ["INSTRUMENTS", "Instrument", "Instruments", "SharpnessInstrument", "SignalInstrument",
+           "UnitHealthInstrument", "build_instruments"]

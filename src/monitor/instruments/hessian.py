@@ -1,25 +1,29 @@
-"""The top eigenvalue of a loss's Hessian by power iteration on Hessian-vector products (double backward).
+"""The top eigenvalue of a loss's Hessian from Hessian-vector products (double backward): Lanczos, which
+reports its own error (`largest_eigenvalue`), and plain power iteration (`top_eigenvalue`, the dominant one).
 
-Pure functions, no Lightning: `top_eigenvalue(loss, params)` differentiates `loss` once with
-`create_graph=True` and then multiplies by the Hessian `iterations` times through that one graph
-(`torch.autograd.grad(g, θ, grad_outputs=v)` = Hv, Pearlmutter 1994), so every product sees the same
-forward pass: the same dropout masks, the same batch-norm batch statistics. No host read: the
-iteration count is fixed, and the convergence is reported as the relative residual ‖Hv − λv‖/|λ|
-of the last iterate (0 = an exact eigenpair).
+Pure functions, no Lightning: both differentiate `loss` once with `create_graph=True` and then multiply
+by the Hessian through that one graph (`torch.autograd.grad(g, θ, grad_outputs=v)` = Hv, Pearlmutter
+1994), so every product sees the same forward pass: the same dropout masks, the same batch-norm batch
+statistics. The relative residual ‖Hv − λv‖/|λ| (0 = an exact eigenpair) says how far to trust a value.
 
-Power iteration converges to the eigenvalue of largest *magnitude*; for the training loss of a
-network that is usually the top one (sharpness), but a negative direction can dominate (ResNet-152
-at initialization: −1.6e5): `largest_eigenvalue` then runs again on the shifted H − λ₁I, on the
-device (no host read to decide), and finds the top one.
-With `preconditioner` d (a tensor per parameter, > 0), it iterates on D H D with D = diag(d)^{-1/2}:
+Power iteration converges to the eigenvalue of largest *magnitude*, slowly when the top two are close,
+and to a negative one when a negative direction dominates (ResNet-152 at initialization): with a fixed
+iteration count, start vectors that differ only in their seed gave values of different sign and size on
+one ResNet-152 (`scripts/sharpness_seeds.py`). Lanczos finds
+the top eigenvalue whatever the sign of the dominant one and stops at a tolerance on its residual.
+With `preconditioner` d (a tensor per parameter, > 0), both work on D H D with D = diag(d)^{-1/2}:
 the eigenvalues of P⁻¹H for P = diag(d) (Adam's preconditioned sharpness, Cohen et al. 2022).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 from torch import Tensor
 
 
@@ -78,31 +82,104 @@ def top_eigenvalue(
     return top.detach(), (residual / top.abs().clamp_min(1e-30)).detach(), [x.detach() for x in v]
 
 
+@dataclass(frozen=True)
+class TopEigenvalue:
+    """The top (largest algebraic) eigenvalue as Lanczos found it, and how far to trust it.
+
+    value: the largest Ritz value (any sign; loss units per unit of θ², or of the preconditioned θ).
+    residual: ‖Hy − θy‖/|θ| of its Ritz vector y (‖y‖ = 1), computed with one more product, not estimated.
+    converged: residual ≤ the tolerance asked for; an unconverged value is an estimate, not λ_max (NaN with
+        converged False when a product was not finite: the net has gone NaN/Inf).
+    products: Hessian-vector products spent (the final residual's included).
+    """
+
+    value: float
+    residual: float
+    converged: bool
+    products: int
+
+
 def largest_eigenvalue(
     loss: Tensor,
     params: Sequence[Tensor],
-    iterations: int = 20,
+    iterations: int = 60,
     generator: torch.Generator | None = None,
     preconditioner: Sequence[Tensor] | None = None,
     grads: Sequence[Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """(λ_max, residual): the *top* eigenvalue, whatever the sign of the dominant one, without a host read.
+    tolerance: float = 1e-2,
+) -> TopEigenvalue:
+    """The top eigenvalue of ∇²loss (or of P⁻¹∇²loss) by Lanczos with full reorthogonalization.
 
-    Two runs of `iterations` each. The first finds the dominant λ₁. The second iterates on H + sI with
-    s = max(−λ₁, 0) on the device: when λ₁ ≥ 0 it is λ_max already and the second run continues from
-    its eigenvector (a refinement); when λ₁ < 0 every eigenvalue of H + sI is ≥ 0, its dominant one is
-    λ_max + s, and the run starts afresh from a random vector.
+    Lanczos builds an orthonormal Krylov basis q₁…q_k with H q_j = β_{j−1} q_{j−1} + α_j q_j + β_j q_{j+1};
+    the eigenvalues of the k×k tridiagonal T (α on the diagonal, β beside it) approach H's extremes from
+    the first products on, the top one whatever the sign of the dominant one (no shift needed) and a
+    near-degenerate top pair without slowing the eigen*value* (Golub & Van Loan, ch. 10). After each product
+    the residual of the top Ritz pair is estimated as β_k·|s_k| (s the eigenvector of T); once it is at most
+    `tolerance`·|θ|, or after `iterations` products, the Ritz vector is formed and its residual computed
+    with one more product. One host read per product (α, β): a probe runs every `sharpness_every_n_steps`
+    steps, never on the others. Memory: the basis, `iterations` vectors the size of `params`.
     """
     params = list(params)
     if grads is None:
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    fresh = random_unit(params, generator)
-    first, _, v = top_eigenvalue(loss, params, iterations, None, preconditioner, grads, start=fresh)
-    shift = (-first).clamp_min(0)
-    positive = first >= 0
-    start = [torch.where(positive, a, b) for a, b in zip(v, random_unit(params, generator), strict=True)]
-    top, residual, _ = top_eigenvalue(loss, params, iterations, None, preconditioner, grads, shift, start)
-    return top, residual
+    product = _hessian_product(params, grads, preconditioner)
+    if product is None:
+        return TopEigenvalue(0.0, 0.0, True, 0)
+    basis = [random_unit(params, generator)]
+    alphas: list[float] = []
+    betas: list[float] = []
+    products = 0
+    ritz, weights = 0.0, np.ones(1)
+    for _ in range(iterations):
+        q = basis[-1]
+        w = product(q)
+        products += 1
+        alpha = float(_dot(w, q))
+        w = [a - alpha * b for a, b in zip(w, q, strict=True)]
+        if len(basis) > 1:
+            w = [a - betas[-1] * b for a, b in zip(w, basis[-2], strict=True)]
+        for _twice in range(2):  # full reorthogonalization ("twice is enough")
+            for b in basis:
+                c = _dot(w, b)
+                w = [x - c * y for x, y in zip(w, b, strict=True)]
+        beta = float(_norm(w))
+        if not (math.isfinite(alpha) and math.isfinite(beta)):  # a non-finite Hessian (a net gone NaN/Inf)
+            return TopEigenvalue(math.nan, math.nan, False, products)
+        alphas.append(alpha)
+        values, vectors = eigh_tridiagonal(np.array(alphas), np.array(betas)) if betas else (
+            np.array(alphas), np.ones((1, 1)))
+        ritz, weights = float(values[-1]), vectors[:, -1]
+        if beta * abs(weights[-1]) <= tolerance * max(abs(ritz), 1e-30) or beta <= 1e-12 * max(abs(ritz), 1.0):
+            break
+        betas.append(beta)
+        basis.append([x / beta for x in w])
+    basis = basis[: len(weights)]
+    y = [sum(float(c) * b[i] for c, b in zip(weights, basis, strict=True)) for i in range(len(params))]
+    norm = float(_norm(y))
+    y = [x / norm for x in y]
+    hy = product(y)
+    residual = float(_norm([h - ritz * x for h, x in zip(hy, y, strict=True)])) / max(abs(ritz), 1e-30)
+    return TopEigenvalue(ritz, residual, residual <= tolerance, products + 1)
+
+
+def _hessian_product(params: list[Tensor], grads: Sequence[Tensor | None],
+                     preconditioner: Sequence[Tensor] | None) -> Callable[[list[Tensor]], list[Tensor]] | None:
+    """v -> H v (or D H D v, D = diag(d)^{-1/2}: symmetric, with P⁻¹H's eigenvalues) through one graph; None
+    when the gradient depends on no parameter."""
+    grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params, strict=True)]
+    live = [i for i, g in enumerate(grads) if g.requires_grad]
+    if not live:
+        return None
+    scale = [d.rsqrt() for d in preconditioner] if preconditioner is not None else None
+
+    def product(v: list[Tensor]) -> list[Tensor]:
+        u = [x * s for x, s in zip(v, scale, strict=True)] if scale is not None else v
+        hu = torch.autograd.grad([grads[i] for i in live], params, grad_outputs=[u[i] for i in live],
+                                 retain_graph=True, allow_unused=True)
+        hu = [h.detach() if h is not None else torch.zeros_like(p) for h, p in zip(hu, params, strict=True)]
+        return [h * s for h, s in zip(hu, scale, strict=True)] if scale is not None else hu
+
+    return product
 
 
 def random_unit(params: Sequence[Tensor], generator: torch.Generator | None) -> list[Tensor]:

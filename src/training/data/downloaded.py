@@ -81,7 +81,7 @@ class TorchvisionDataModule(ImageDataModule):
         train_full = self.make(train=True, transform=self.train_transform())
         train_eval = self.make(train=True, transform=self.eval_transform())
         labels = np.asarray(train_full.targets)
-        train_idx, val_idx = stratified_split(labels, (self.val_fraction,), self.seed)
+        train_idx, val_idx = stratified_split(labels, (self.val_fraction,), self.seed, self.data_dir)
         self.train_set = IndexedSubset(train_full, train_idx.tolist())
         self.val_set = IndexedSubset(train_eval, val_idx.tolist())
         self.test_set = whole(self.make(train=False, transform=self.eval_transform()))

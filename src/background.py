@@ -1,4 +1,5 @@
-"""The flushes' writes on one background thread: record parts at once, MLflow rows at most every few seconds.
+"""Writes on one background thread (the monitor's flushes, the logger's step metrics): record parts at
+once, MLflow rows at most every few seconds.
 
 Why: a flush's statistics are computed on the training thread (they decide a stop), but writing them
 costs milliseconds a small network's step cannot hide: a sqlite `log_batch` transaction is 10-30 ms
@@ -10,7 +11,13 @@ writes in order, so the training thread never waits for the store:
 - the MLflow metric rows, tags and `events.jsonl` of consecutive flushes are sent together, at most
   every `rows_interval_s` seconds (same rows and steps, fewer transactions): the UI lags by that much;
 - `drain()` sends everything queued and waits (at the end of training, and on an exception, so a
-  failing run still has everything it measured); an error in a write is raised by the next `drain()`.
+  failing run still has everything it measured); an error in a write is raised by the next `drain()`,
+  and `lost_rows` counts the metric rows it kept from the store (each send is one `log_batch`, which
+  retries while sqlite is locked: `src/tracking/client.py`);
+- the queue is bounded (`max_pending` submissions): a store that stalls (a paused writer holding its
+  lock, a full disk) makes `submit` wait instead of filling memory.
+
+The job's logger (`src/tracking/logger.py`) sends Lightning's step metrics through one as well.
 """
 
 from __future__ import annotations
@@ -20,10 +27,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from src.monitor.record import RecordWriter
-from src.monitor.stats import Summary
+
+class PartWriter(Protocol):
+    """Where a flush's record rows go (the monitor's `RecordWriter`): `append` returns the file of a part
+    that is complete and ready to upload, or None."""
+
+    def append(self, summary: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 DRAIN = object()
 STOP = object()
@@ -31,7 +44,7 @@ STOP = object()
 
 @dataclass
 class FlushOutput:
-    summary: Summary | None  # rows for the record (None: no record)
+    summary: Any  # rows for the record, a `Summary` of src/monitor/stats.py (None: no record)
     metrics: list[tuple[str, float, int]]
     tags: dict[str, str] | None
     events_jsonl: str | None  # the whole `events.jsonl` after this flush, when it changed
@@ -41,15 +54,17 @@ class FlushOutput:
 class BackgroundWriter:
     """Writes `FlushOutput`s into `sink` (a `RunSink`) and the record parts of `writer`, in order."""
 
-    def __init__(self, sink: Any, writer: RecordWriter | None, rows_interval_s: float = 2.0) -> None:
+    def __init__(self, sink: Any, writer: PartWriter | None, rows_interval_s: float = 2.0,
+                 max_pending: int = 256, name: str = "gradreg-health-writer") -> None:
         self.sink, self.writer, self.rows_interval_s = sink, writer, rows_interval_s
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self.lost_rows = 0  # metric rows a failed send kept from the store
         self._errors: list[BaseException] = []
         self._rows: list[tuple[str, float, int]] = []
         self._tags: dict[str, str] = {}
         self._jsonl: str | None = None
         self._sent_at = 0.0
-        self._thread = threading.Thread(target=self._work, name="gradreg-health-writer", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, output: FlushOutput) -> None:
@@ -58,7 +73,11 @@ class BackgroundWriter:
     def _send_rows(self) -> None:
         if self._rows or self._tags:
             rows, tags, self._rows, self._tags = self._rows, self._tags, [], {}
-            self.sink.log_rows(rows, tags or None)
+            try:
+                self.sink.log_rows(rows, tags or None)
+            except BaseException:
+                self.lost_rows += len(rows)
+                raise
         if self._jsonl is not None:
             text, self._jsonl = self._jsonl, None
             self.sink.log_text(text, "events.jsonl")
