@@ -30,6 +30,8 @@ AREAS: dict[str, tuple[str, ...]] = {  # slow test file -> path prefixes whose c
     "tests/test_ddp_cpu.py": (*RUNS, "src/monitor/", "src/training/"),
     "tests/test_ddp_batches.py": (*RUNS, "src/training/data/"),
     "tests/test_disk_full.py": ("src/lifecycle/", "src/tracking/", "src/monitor/record.py", "src/monitor/sink.py"),
+    "tests/test_faults_checkpoints.py": RUNS,
+    "tests/test_faults_claims.py": (*RUNS, "tests/servers.py"),
     "tests/test_forensics_runs.py": ("src/monitor/forensics/", "src/lifecycle/", "conf/experiment/", "conf/monitor/"),
     "tests/test_health_demos.py": ("src/monitor/", "src/models/mlp.py", "conf/experiment/", "conf/monitor/"),
     "tests/test_instrument_sharpness.py": ("src/monitor/",),

@@ -21,16 +21,20 @@ if TYPE_CHECKING:
 def checked_config(cfg: DictConfig) -> DictConfig:
     """The composed config, completed for `resume=<run_id>` and validated, or a UserError naming every problem."""
     from src.lifecycle.ranks import is_relaunched_rank
+    from src.settings.environment import check_environment
     from src.tracking.reachability import ensure_reachable
     from src.tracking.store import tracking_uri
 
+    check_environment()  # every GRADREG_* setting, before the store is probed with one of them
     if not is_relaunched_rank():
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
     from src.config import validate
+    from src.config.accelerator import check_accelerator
     from src.lifecycle.resume_overrides import compose_for_resume
 
     cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
     validate(cfg)  # before any run exists
+    check_accelerator(cfg)  # trainer=gpu on a machine without one: refused here, not after an empty run
     return cfg
 
 
@@ -50,6 +54,8 @@ def train(cfg: DictConfig) -> JobResult:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = start.data_ready(build_datamodule(cfg))  # a missing data set fails here, before any run
     module = start.model_fits(build_module(cfg))  # a checkpoint of another model fails here, the run untouched
+    if start.nothing_to_train:  # a finished run resumed as it was, or with a smaller max_steps
+        return left_as_it_was(start.resume.run_id, start.nothing_to_train)
     with start.tracked_run() as run:
         callbacks = start.callbacks(run, build_callbacks(cfg))
         trainer = build_trainer(cfg, RunLogger(run.client, run.run_id), callbacks)
@@ -66,6 +72,17 @@ def train(cfg: DictConfig) -> JobResult:
     return JobResult(metrics, run.outcome)
 
 
+def left_as_it_was(run_id: str, why: str) -> JobResult:
+    """A resume with no step to train: the run is not reopened; its stored metrics and outcome are the result."""
+    from src.lifecycle.finish import JobResult
+    from src.tracking.client import client
+
+    run = client().get_run(run_id)
+    print(f"Nothing to train for run {run_id}: {why}. The run was not changed (status {run.info.status}, "
+          f"outcome={run.data.tags.get('outcome', '-')}); raise trainer.max_steps or trainer.max_epochs to go on.")
+    return JobResult(dict(run.data.metrics), run.data.tags.get("outcome", "completed"))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """The command line; returns `optimized_metric` to a Hydra sweeper. Exit status 2 on a UserError."""
@@ -80,4 +97,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from src.config.composition import refuse_bad_composition
+
+    refuse_bad_composition(sys.argv[1:])  # an unknown group option or key: its options named, exit 2
     main()

@@ -22,6 +22,7 @@ class ModelCheckpoint(TypedDict, total=False):
     every_n_epochs: NonNegativeInt | None
     every_n_train_steps: NonNegativeInt | None
     verbose: bool
+    enable_version_counter: bool  # false: one last.ckpt, never last-v1.ckpt (a run's folder holds only its own)
 
 
 SCHEMAS = {"pytorch_lightning.callbacks.ModelCheckpoint": ModelCheckpoint}

@@ -9,6 +9,7 @@ filters (`tests/conftest.py`), so what is silenced here is silenced there and no
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 # (message regex, category, module regex) of warnings that say nothing about the user's run
@@ -49,6 +50,8 @@ def silence_noise_warnings() -> None:
 def quiet() -> None:
     """Silence the known third-party noise for this process (idempotent)."""
     silence_noise_warnings()
+    # MLflow's progress bar for each artifact a resume reads (its stored overrides), ahead of the command's answer
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name, prefixes in NOISE_LOG_LINES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropPrefixes) for f in logger.filters):

@@ -56,9 +56,18 @@ class GracefulStop(pl.Callback):
         return folder / "last.ckpt"
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """`last.ckpt` after a stop by signal, and after a failure once training had ended: an end-of-training
+        hook that raises (another callback's `on_train_end`, run before this one's) must not leave `last.ckpt`
+        behind the steps the run logged, or a resume would train and log them again."""
         STOP.fitting = False
-        if isinstance(exception, (RunInterrupted, SIGTERMException)) and trainer.global_step > 0:
-            path = self.last_checkpoint_path(trainer)
+        if trainer.global_step == 0:
+            return
+        path = self.last_checkpoint_path(trainer)
+        if isinstance(exception, (RunInterrupted, SIGTERMException)):
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:
                 log.warning("Stopped by %s; saved %s at step %d", type(exception).__name__, path, trainer.global_step)
+        elif trainer.world_size == 1 and trainer.fit_loop.done and trainer.global_step != self.saved_step:
+            trainer.save_checkpoint(path)
+            log.warning("Training had ended at step %d when %s was raised; saved %s there", trainer.global_step,
+                        type(exception).__name__, path)

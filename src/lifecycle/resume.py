@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from src.lifecycle.checkpoint_owner import CHECKPOINT_KEY, checkpoint_run_id, foreign_checkpoint_message
 from src.lifecycle.ranks import is_relaunched_rank
 from src.settings import UserError
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KEY = "gradreg"  # our entry in Lightning's checkpoint dict
 CHECKPOINT_DIR_TAG = "checkpoint_dir"
 
 
@@ -45,6 +45,7 @@ class ResumeError(UserError, RuntimeError):
 class ResumePlan:
     ckpt_path: str | None = None  # what trainer.fit restores from
     run_id: str | None = None  # the MLflow run to continue (None: a new run)
+    nothing_to_train: str | None = None  # why the resume would train no step (then the run is left as it is)
 
 
 class RunIdentity(pl.Callback):
@@ -67,9 +68,28 @@ def readable_checkpoint(path: str | Path, setting: str) -> dict:
         raise ResumeError(f"{setting}: {err} The run was not changed.") from None
 
 
-def run_id_in_checkpoint(path: str | Path) -> str | None:
-    ckpt = readable_checkpoint(path, f"ckpt_path={str(path)!r}")
-    return (ckpt.get(CHECKPOINT_KEY) or {}).get("mlflow_run_id")
+def nothing_to_train(trainer_cfg: Any, ckpt: dict) -> str | None:
+    """Why `trainer.fit` from `ckpt` would train no step under these trainer settings, else None.
+
+    Lightning's own stop rule: the global step reached `max_steps`, or the finished epochs reached
+    `max_epochs` (1000 when both are unset), unless `min_steps`/`min_epochs` still ask for more.
+    """
+    step = int(ckpt.get("global_step", 0))
+    try:
+        epochs = int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        epochs = int(ckpt.get("epoch", 0))
+    max_steps = trainer_cfg.get("max_steps", -1)
+    max_epochs = trainer_cfg.get("max_epochs", None)
+    if max_epochs is None and max_steps in (None, -1):
+        max_epochs = 1000
+    if step < (trainer_cfg.get("min_steps") or 0) or epochs < (trainer_cfg.get("min_epochs") or 0):
+        return None
+    if max_steps not in (None, -1) and step >= max_steps:
+        return f"its checkpoint is at step {step} and trainer.max_steps={max_steps}"
+    if max_epochs not in (None, -1) and epochs >= max_epochs:
+        return f"its checkpoint has {epochs} finished epoch(s) and trainer.max_epochs={max_epochs}"
+    return None
 
 
 def refuse_live_run(run: Any, cfg: DictConfig) -> None:
@@ -112,13 +132,17 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         if not folder:
             raise ResumeError(f"resume={run_id!r}: the run has no '{CHECKPOINT_DIR_TAG}' tag, so no checkpoint to find")
         last = Path(folder) / "last.ckpt"
-        readable_checkpoint(last, f"resume={run_id!r}")
-        return ResumePlan(ckpt_path=str(last), run_id=run_id)
+        ckpt = readable_checkpoint(last, f"resume={run_id!r}")
+        owner = checkpoint_run_id(ckpt)
+        if owner and owner != run_id:
+            raise ResumeError(foreign_checkpoint_message(f"resume={run_id!r}", last, owner, run_id))
+        return ResumePlan(ckpt_path=str(last), run_id=run_id, nothing_to_train=nothing_to_train(cfg.trainer, ckpt))
     if cfg.get("ckpt_path"):
         ckpt = str(Path(cfg.ckpt_path).absolute())
-        run_id = run_id_in_checkpoint(ckpt)
+        loaded = readable_checkpoint(ckpt, f"ckpt_path={ckpt!r}")
+        run_id = checkpoint_run_id(loaded)
         if run_id and get_run_or_none(mlflow_client, run_id) is not None:
-            return ResumePlan(ckpt_path=ckpt, run_id=run_id)
+            return ResumePlan(ckpt_path=ckpt, run_id=run_id, nothing_to_train=nothing_to_train(cfg.trainer, loaded))
         if not is_relaunched_rank():  # every DDP rank plans the same; one says it
             log.info("ckpt_path=%s: its run %s is not in this store; training resumes in a new run", ckpt,
                      run_id or "(unknown)")
@@ -159,6 +183,15 @@ def checkpoint_dir(trainer_cfg: DictConfig, callbacks: list[pl.Callback]) -> Pat
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
             return Path(cb.dirpath).absolute()
     return Path(trainer_cfg.get("default_root_dir") or ".").absolute() / "checkpoints"
+
+
+def use_checkpoint_folder(callbacks: list[pl.Callback], folder: Path) -> None:
+    """Make the ModelCheckpoint write into `folder` (the run's own, `src/lifecycle/checkpoint_owner.py`)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            cb.dirpath = str(folder)
 
 
 def record_checkpoint_dir(run: Run, folder: Path, plan: ResumePlan) -> None:

@@ -54,23 +54,25 @@ def read_report(mlflow_client: Any, run_id: str) -> dict[str, Any]:
         return json.loads(Path(local).read_text())
 
 
-def finite_checkpoint_step(path: Path) -> int | None:
-    """The checkpoint's `global_step` when its weights are all finite, else None (unreadable too)."""
+def finite_checkpoint_step(path: Path, run_id: str | None = None) -> int | None:
+    """The checkpoint's `global_step` when its weights are all finite, else None (unreadable, or of a run
+    other than `run_id`, too)."""
     import torch
 
     from src.lifecycle.checkpoint_io import try_load
+    from src.lifecycle.checkpoint_owner import checkpoint_run_id
 
     ckpt, _ = try_load(path, "cpu", mmap=True)
-    if ckpt is None:
+    if ckpt is None or run_id is not None and checkpoint_run_id(ckpt) not in (None, run_id):
         return None
     weights = [t for t in ckpt.get("state_dict", {}).values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
     return int(ckpt.get("global_step", 0)) if all(bool(torch.isfinite(t).all()) for t in weights) else None
 
 
-def last_good_checkpoint(folder: Path, before_step: int) -> tuple[Path, int] | None:
-    """The newest checkpoint in `folder` with finite weights and `global_step <= before_step`."""
+def last_good_checkpoint(folder: Path, before_step: int, run_id: str | None = None) -> tuple[Path, int] | None:
+    """The newest checkpoint in `folder` of run `run_id` with finite weights and `global_step <= before_step`."""
     found = [(step, path) for path in sorted(folder.glob("*.ckpt"))
-             if (step := finite_checkpoint_step(path)) is not None and step <= before_step]
+             if (step := finite_checkpoint_step(path, run_id)) is not None and step <= before_step]
     if not found:
         return None
     step, path = max(found, key=lambda f: (f[0], f[1].name != "last.ckpt"))
@@ -92,7 +94,7 @@ def plan_skip(cfg: DictConfig, mlflow_client: Any, plan: ResumePlan) -> tuple[Re
         raise ResumeError(f"{setting}: {REPORT} names no examples to leave out ({report.get('note')}). "
                           "The run was not changed.")
     step = int(report["step"])
-    good = last_good_checkpoint(Path(run.data.tags[CHECKPOINT_DIR_TAG]), step)
+    good = last_good_checkpoint(Path(run.data.tags[CHECKPOINT_DIR_TAG]), step, plan.run_id)
     if good is None:
         raise ResumeError(f"{setting}: no checkpoint of the run from before step {step} has finite weights, so "
                           "there is nothing good to resume from; start a new run. The run was not changed.")

@@ -74,6 +74,11 @@ class JobStart:
         return cls(cfg, resume, skip, choices, overrides)
 
     @property
+    def nothing_to_train(self) -> str | None:
+        """Why this resume would train no step (then nothing is opened and the run stays as it is), or None."""
+        return self.resume.nothing_to_train
+
+    @property
     def ckpt_path(self) -> str | None:
         """The checkpoint `trainer.fit` restores from (None: a fresh start)."""
         return self.resume.ckpt_path
@@ -115,13 +120,26 @@ class JobStart:
         """Step 5: `callbacks` with the lifecycle's own after them; the run tagged with its checkpoint folder
         and what it leaves out."""
         from src.lifecycle.checkpoint_io import AtomicCheckpoints
+        from src.lifecycle.checkpoint_owner import remove_partial_files, run_checkpoint_folder
         from src.lifecycle.graceful_stop import GracefulStop
-        from src.lifecycle.resume import RunIdentity, checkpoint_dir, record_checkpoint_dir
+        from src.lifecycle.resume import (
+            CHECKPOINT_DIR_TAG,
+            RunIdentity,
+            checkpoint_dir,
+            record_checkpoint_dir,
+            use_checkpoint_folder,
+        )
         from src.lifecycle.skip_resume import record_skip
         from src.tracking.datasets import LogDatasetInputs
 
         self._advance("callbacks")
-        folder = checkpoint_dir(self.cfg.trainer, callbacks)
+        tagged = None  # a resumed run keeps its folder; a re-launched DDP rank takes rank 0's
+        if self.resume.run_id or not run.owner:
+            tagged = run.client.get_run(run.run_id).data.tags.get(CHECKPOINT_DIR_TAG)
+        folder = run_checkpoint_folder(checkpoint_dir(self.cfg.trainer, callbacks), run.run_id, tagged)
+        use_checkpoint_folder(callbacks, folder)
+        if run.owner:
+            remove_partial_files(folder)
         record_checkpoint_dir(run, folder, self.resume)
         record_skip(run, self.skip)
         return [*callbacks, GracefulStop(folder), RunIdentity(run.run_id), AtomicCheckpoints(),

@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 
 from src.settings import UserError
+from src.settings.environment import DEFAULT_TIMEOUT_S, TIMEOUT_ENV, tracking_timeout
 from src.tracking.redaction import redact_uri
 
-TIMEOUT_ENV = "GRADREG_TRACKING_TIMEOUT"  # seconds the probe waits for an answer
-DEFAULT_TIMEOUT_S = 5.0
+__all__ = ["DEFAULT_TIMEOUT_S", "TIMEOUT_ENV", "TrackingUnavailable", "ensure_reachable", "probe_timeout"]
 
 
 class TrackingUnavailable(UserError, RuntimeError):
@@ -25,10 +25,8 @@ class TrackingUnavailable(UserError, RuntimeError):
 
 
 def probe_timeout() -> float:
-    try:
-        return max(0.1, float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
-    except ValueError:
-        return DEFAULT_TIMEOUT_S
+    """GRADREG_TRACKING_TIMEOUT, checked: a bad value is a ConfigError, never replaced in silence."""
+    return tracking_timeout()
 
 
 def without_userinfo(uri: str) -> str:

@@ -20,15 +20,19 @@ A sweep parent whose job it closed gets its tally recounted (`src/tracking/sweep
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from src.settings import ConfigError
+from src.settings.environment import (  # the liveness settings, checked like every other setting
+    DEFAULT_LOST_AFTER_S,
+    HEARTBEAT_ENV,
+    LOST_AFTER_ENV,
+    REAP_ENV,
+    liveness_settings,
+)
 from src.tracking.liveness import (
-    DEFAULT_HEARTBEAT_S,
     HEARTBEAT_TAG,
     HOST_TAG,
     PID_START_TAG,
@@ -43,13 +47,8 @@ from src.tracking.liveness import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOST_AFTER_S = 900.0  # 15 min: 15 missed heartbeats at the default 60 s
 RESUME_HINT_TAG = "resume_hint"
-# Operating settings, not experiment settings (they are no params of a run), so the environment
-# holds them, as for GRADREG_TRACKING_TIMEOUT: set them once in a cluster's job setup.
-HEARTBEAT_ENV = "GRADREG_HEARTBEAT_S"  # seconds between heartbeats (default 60)
-LOST_AFTER_ENV = "GRADREG_LOST_AFTER_S"  # seconds of silence after which another host's run is lost (default 900)
-REAP_ENV = "GRADREG_REAP"  # 0: no automatic reaping at run/sweep start and sweep end (python -m src.reap still works)
+__all__ = ["DEFAULT_LOST_AFTER_S", "HEARTBEAT_ENV", "LOST_AFTER_ENV", "REAP_ENV", "liveness_settings", "reap"]
 
 
 @dataclass(frozen=True)
@@ -66,33 +65,6 @@ class LostRun:
 
 def liveness_snapshot(tags: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(tags.get(key, "") for key in (HOST_TAG, PID_TAG, PID_START_TAG, HEARTBEAT_TAG))
-
-
-def env_seconds(name: str, default: float, environ: Mapping[str, str]) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number of seconds > 0 (default {default:g})")
-    return value
-
-
-def liveness_settings(environ: Mapping[str, str] | None = None) -> tuple[float, float, bool]:
-    """(heartbeat_s, lost_after_s, reap) from the environment, checked (see `LIVENESS_ENV`)."""
-    environ = os.environ if environ is None else environ
-    heartbeat_s = env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S, environ)
-    lost_after_s = env_seconds(LOST_AFTER_ENV, DEFAULT_LOST_AFTER_S, environ)
-    reap_text = environ.get(REAP_ENV, "1").strip().lower() or "1"
-    if reap_text not in ("1", "0", "true", "false", "yes", "no"):
-        raise ValueError(f"{REAP_ENV}={reap_text!r} is not allowed; it must be 1 or 0 (true/false, yes/no)")
-    if lost_after_s < 2 * heartbeat_s:
-        raise ValueError(f"{LOST_AFTER_ENV}={lost_after_s:g} is not allowed; it must be at least twice "
-                         f"{HEARTBEAT_ENV}={heartbeat_s:g}, or live runs on other hosts would be closed")
-    return heartbeat_s, lost_after_s, reap_text in ("1", "true", "yes")
 
 
 def runs_here(tags: Mapping[str, str]) -> bool:

@@ -67,6 +67,9 @@ def resume_run(
 ) -> tuple[Any, str]:
     """Reopen an existing run for resumed training: status RUNNING, `outcome` cleared until the end.
 
+    First the run is claimed for this process (`src/tracking/claim.py`): when another live process
+    holds it, or wins the claim at the same moment, `RunClaimed` is raised and nothing was written.
+
     The liveness tags (`process`) are written before the status turns RUNNING, so the reaper never
     sees the run RUNNING with the pid of the attempt that ended. The last attempt's outcome is kept
     as `resume.<n>.previous_outcome`; the reaper's `lost.*` tags of that attempt are removed.
@@ -75,8 +78,13 @@ def resume_run(
     logged; keys whose value changed are listed in the tag `resume.<n>.changed_params` and the
     new resolved config is stored as `config/config-resume<n>.yaml`.
     """
+    from src.tracking.claim import claim_run
+    from src.tracking.reaper import liveness_settings
+
     mlflow_client = client()
-    run = mlflow_client.get_run(run_id)
+    _, lost_after_s, _ = liveness_settings()
+    claim_run(mlflow_client, run_id, dict(process or {}), f"resume={run_id!r}", lost_after_s)  # or RunClaimed
+    run = mlflow_client.get_run(run_id)  # as the claim left it
     logged, params = run.data.params, config_params(cfg)
     changed = sorted(k for k, v in params.items() if k in logged and logged[k] != v and k not in RUN_CONTROL_KEYS)
     n = int(run.data.tags.get("resume_count", "0")) + 1

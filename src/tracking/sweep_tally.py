@@ -21,6 +21,7 @@ from src.tracking.client import log_batch, search_all_runs
 
 ENDED = ("completed", "diverged")
 STOPPED = ("interrupted", "lost")
+OUTCOME_OF_STATUS = {"FINISHED": "completed", "KILLED": "interrupted", "FAILED": "failed"}  # a closed parent's
 PLANNED_TAG, STARTED_TAG = "sweep_planned_jobs", "sweep_started_jobs"
 
 
@@ -59,6 +60,7 @@ def record_tally(mlflow_client: Any, parent_run_id: str, jobs: int, started: int
     log_batch(mlflow_client, parent_run_id, tags={
         "sweep_jobs": jobs, STARTED_TAG: started, "sweep_outcomes": text,
         "sweep_all_completed": str(status == "FINISHED").lower(),
+        "outcome": OUTCOME_OF_STATUS[status],  # as on every closed run, for the runs table's outcome column
     })
     mlflow_client.set_terminated(parent_run_id, status)
     return status
