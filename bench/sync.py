@@ -7,7 +7,9 @@ on the CPU with `bench/host_reads.py`'s emulation of that debugger.
 
 A flush is due (by the monitor's contract: it reads the
 device once every `every_n_steps` optimizer steps) on the step whose `(global_step + 1)` is a
-multiple of `every_n_steps` — `global_step` as the hooks before the update see it.
+multiple of `every_n_steps` — `global_step` as the hooks before the update see it — on a stop, and on a
+sharpness probe's step (Lanczos reads the host to stop at its tolerance, so the monitor flushes there):
+`GradientHealthMonitor.flush_due` says which.
 
 `ScaleWatch` counts the optimizer steps a `GradScaler` skipped: the scale only ever drops when the
 scaler found Inf/NaN gradients and skipped the step (it grows back after `growth_interval` clean steps).
@@ -43,7 +45,7 @@ def _guard(hook: Any, after_update: bool, emulate: bool) -> Any:
     @functools.wraps(hook)
     def guarded(self: Any, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> Any:
         step = trainer.global_step - (1 if after_update else 0)  # the step this batch updated
-        if (step + 1) % self.every_n_steps == 0 or trainer.should_stop:  # a flush is due: the one read allowed
+        if self.flush_due(step, trainer):  # a flush is due: the one read allowed
             return hook(self, trainer, *args, **kwargs)
         try:
             with no_host_reads() if emulate else cuda_sync_errors():

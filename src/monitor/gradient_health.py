@@ -242,8 +242,14 @@ class GradientHealthMonitor(pl.Callback):
         if self.updates is not None and self.updates.waiting == step:
             self.updates.finish()
         self.instruments.after_update(step, trainer, pl_module)
-        if (step + 1) % self.every_n_steps == 0 or trainer.should_stop:
+        if self.flush_due(step, trainer):
             self._flush(trainer, reduce=True)
+
+    def flush_due(self, step: int, trainer: pl.Trainer) -> bool:
+        """Whether step `step` ends with a flush, the monitor's one host read: every `every_n_steps` steps, on a
+        stop, and on the steps of an instrument that reads the host anyway (a sharpness probe)."""
+        return ((step + 1) % self.every_n_steps == 0 or trainer.should_stop
+                or (self.instruments is not None and self.instruments.read_host_at(step)))
 
     # ---- host side ------------------------------------------------------------------------------
     def _flush(self, trainer: pl.Trainer, reduce: bool, final: bool = False) -> list[HealthEvent]:

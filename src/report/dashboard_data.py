@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -46,9 +47,19 @@ def read_timeline(mlflow_client: Any, run_id: str) -> list[dict] | None:
     folder = TIMELINE_ARTIFACT.rsplit("/", 1)[0]
     if not any(item.path == TIMELINE_ARTIFACT for item in mlflow_client.list_artifacts(run_id, folder)):
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow_client.download_artifacts(run_id, TIMELINE_ARTIFACT, tmp)
-        return json.loads(Path(path).read_text())
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    shown = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # one bar per run would flood the sweep's end
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow_client.download_artifacts(run_id, TIMELINE_ARTIFACT, tmp)
+            return json.loads(Path(path).read_text())
+    finally:
+        if shown is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = shown
 
 
 def segments(mlflow_client: Any, record: RunRecord) -> list[Segment]:

@@ -46,6 +46,11 @@ class Instruments:
         for item in self.items:
             item.after_update(step, trainer, pl_module)
 
+    def read_host_at(self, step: int) -> bool:
+        """Whether an instrument due at `step` reads the host (the sharpness probe): the monitor flushes there,
+        so every host read of a run stays at a flush."""
+        return any(item.reads_host and item.due(step) for item in self.items)
+
     def detach(self) -> None:
         for item in self.items:
             item.detach()

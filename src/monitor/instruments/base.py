@@ -32,6 +32,7 @@ class Instrument:
     """One quantity on one schedule. Subclasses set `name` and override the hooks they need."""
 
     name: ClassVar[str]
+    reads_host: ClassVar[bool] = False  # its due steps read the host (the monitor makes them flush steps)
 
     def __init__(self, every_n_steps: int) -> None:
         self.every_n_steps = every_n_steps

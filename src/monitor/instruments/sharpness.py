@@ -51,6 +51,7 @@ from src.monitor.monitored import Monitored
 
 class SharpnessInstrument(Instrument):
     name = "sharpness"
+    reads_host = True  # Lanczos reads α, β after each product to stop at its tolerance: its steps are flushes
 
     def __init__(self, every_n_steps: int, iterations: int = 60, batch_size: int = 32, seed: int = 0,
                  tolerance: float = 0.01) -> None:
