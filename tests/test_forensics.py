@@ -80,7 +80,9 @@ def test_a_net_that_trains_gets_no_report_and_carries_no_hooks(monkeypatch: pyte
     net = log_net()
     mon, logger = fit(net, tensor_loader(*data(None)))
     assert mon.state.log.events == [] and mon.forensics is not None and mon.forensics.report is None
-    assert taken == [0, 5, 10, 15], "the first batch, then one at each flush for the window after (16 steps, every 5)"
+    # the first batch, then one at each flush for the window after (16 steps, every 5; the sharpness probe's
+    # step 0 is a flush too: `GradientHealthMonitor.flush_due`)
+    assert taken == [0, 1, 5, 10, 15]
     assert not mon.forensics.snapshot.taken and len(mon.forensics.window) == 0, "released at the end of fit"
     assert "forensics/report.json" not in logger.texts and "health.forensics" not in logger.tags
     assert not any(m._forward_hooks for m in net.modules()), "probes only ever sit on the replay's copy"
