@@ -10,7 +10,7 @@ import re
 import pytest
 
 from src.config.validation import validate
-from src.monitor.detectors import DETECTORS, KINDS, StepView, default_detectors
+from src.monitor.detectors import DETECTORS, KINDS, default_detectors
 from src.monitor.detectors.divergence import DivergenceDetector
 from src.monitor.detectors.exploding import ExplodingDetector
 from src.monitor.detectors.nonfinite import NonfiniteDetector
@@ -21,19 +21,7 @@ from src.monitor.thresholds import Thresholds
 from src.settings import ConfigError
 from tests.conftest import FAST
 from tests.mlflow_reads import metric_values, only_run, run_events
-
-LN10 = math.log(10)
-
-
-def view(step: int, **values: object) -> StepView:
-    """A healthy step (LeNet-5 early in training) with `values` changed."""
-    base = {"loss": 1.0, "global_norm": 1.0, "global_rel": 0.05, "first_rel": 0.03, "last_rel": 0.1,
-            "median_layer_rel": 0.05, "chance_loss": LN10, "first_layer": "00.a"}
-    return StepView(step=step, **{**base, **values})
-
-
-def fired(detector, steps) -> list[HealthEvent]:  # noqa: ANN001
-    return [e for v in steps if (e := detector.observe(v)) is not None]
+from tests.step_views import LN10, fired, view
 
 
 def test_vanishing_is_a_sustained_decay_toward_the_input_not_a_growing_last_layer() -> None:

@@ -11,30 +11,18 @@ import numpy as np
 import pytest
 
 from src.monitor.coverage import blind_kinds, coverage_tags
-from src.monitor.detectors import KINDS, StepView, default_detectors
+from src.monitor.detectors import KINDS, default_detectors
 from src.monitor.detectors.dead_units import DeadUnitsDetector
 from src.monitor.detectors.plateau import PlateauDetector
 from src.monitor.detectors.vanishing import VanishingDetector
 from src.monitor.detectors.zeroed_weights import ZeroedWeightsDetector
-from src.monitor.events import EventLog, HealthEvent
+from src.monitor.events import EventLog
 from src.monitor.judge import judge_views
 from src.monitor.state import _first_zeroed
 from src.monitor.thresholds import Thresholds
 from src.monitor.timeline import Timeline
 from src.monitor.verdict import HEALTHY, INCONCLUSIVE, HealthVerdict, combine
-
-LN10 = math.log(10)
-
-
-def view(step: int, **values: object) -> StepView:
-    """A healthy step (LeNet-5 early in training) with `values` changed."""
-    base = {"loss": 1.0, "global_norm": 1.0, "global_rel": 0.05, "first_rel": 0.03, "last_rel": 0.1,
-            "median_layer_rel": 0.05, "chance_loss": LN10, "first_layer": "00.a"}
-    return StepView(step=step, **{**base, **values})
-
-
-def fired(detector, steps) -> list[HealthEvent]:  # noqa: ANN001
-    return [e for v in steps if (e := detector.observe(v)) is not None]
+from tests.step_views import LN10, fired, view
 
 
 def test_patience_is_counted_in_steps_so_sparse_samples_do_not_lose_the_race() -> None:
