@@ -18,6 +18,10 @@ NOISE_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"pytorch_lightning\.utilities\._pytree"),
     # MLflow's sqlite store uses an SQLAlchemy loader option SQLAlchemy deprecated
     (r"The ``noload`` loader strategy is deprecated", DeprecationWarning, r"mlflow\.store"),
+    # on a machine with SLURM's client, every run started by hand: this project reaches SLURM through submitit
+    # (`hydra/launcher=slurm`, docs/operations.md), never through `srun python ...`
+    (r"The `srun` command is available on your system but is not used", UserWarning,
+     r"lightning_fabric|pytorch_lightning"),
 )
 
 # logger name -> message prefixes of INFO lines that describe library defaults, not the run
