@@ -44,6 +44,16 @@ def test_other_errors_and_endless_locks_are_raised() -> None:
     assert locked.calls == 3
 
 
+def test_a_data_set_insert_that_lost_a_race_is_retried_and_other_unique_violations_are_not() -> None:
+    raced = Flaky(1, "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+                     "datasets.digest")
+    assert retry_on_locked(raced, base_delay_s=0.001) == 2  # the repeat finds the winner's row
+    param = Flaky(1, "(sqlite3.IntegrityError) UNIQUE constraint failed: params.key, params.run_uuid")
+    with pytest.raises(MlflowException, match="params"):  # a claim's refusal (src/tracking/claim.py) stays one
+        retry_on_locked(param, base_delay_s=0.001)
+    assert param.calls == 1
+
+
 def test_retrying_client_wraps_methods_and_survives_pickling(mlflow_store: str) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -12,11 +12,16 @@ from typing import Any
 from src.tracking.store import tracking_uri, use_wal_journal
 
 LOCKED_ERRORS = ("database is locked", "database table is locked")  # sqlite's SQLITE_BUSY / SQLITE_LOCKED
+# MLflow's `log_inputs` looks a data set up and then inserts it: two jobs of one sweep logging the same split at
+# once (WAL lets both read before either commits) both insert, and the loser fails on the table's unique key.
+# Its transaction was rolled back; the repeat finds the winner's row and links to it.
+RACED_INSERTS = ("UNIQUE constraint failed: datasets.",)
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
 
 
 def retry_on_locked(call, *args: Any, attempts: int = 8, base_delay_s: float = 0.2, **kwargs: Any) -> Any:  # noqa: ANN001
-    """`call(*args, **kwargs)`, retried with jittered exponential back-off while sqlite says it is locked.
+    """`call(*args, **kwargs)`, retried with jittered exponential back-off while sqlite says it is locked
+    (or a shared row's insert lost a race, `RACED_INSERTS`).
 
     MLflow already waits 20 s for a busy database, but sqlite refuses at once (no wait) when a
     read transaction must upgrade to a write while another process writes: parallel sweep jobs
@@ -26,7 +31,7 @@ def retry_on_locked(call, *args: Any, attempts: int = 8, base_delay_s: float = 0
         try:
             return call(*args, **kwargs)
         except Exception as exc:
-            if attempt == attempts - 1 or not any(msg in str(exc) for msg in LOCKED_ERRORS):
+            if attempt == attempts - 1 or not any(msg in str(exc) for msg in LOCKED_ERRORS + RACED_INSERTS):
                 raise
             time.sleep(base_delay_s * 2**attempt * (0.5 + random.random()))
     raise AssertionError("unreachable")
