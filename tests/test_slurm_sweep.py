@@ -89,6 +89,13 @@ def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
 
 
+def job_and_run_line(job_id: str, job: dict[str, str], client: MlflowClient, run) -> str:  # noqa: ANN001
+    """`SLURM job <id> <state> restarts <n>; MLflow run <id> (<name>) <status> outcome=<o> train/loss steps <n>`."""
+    return (f"SLURM job {job_id} {job['JobState']} restarts {job['Restarts']}; MLflow run {run.info.run_id} "
+            f"({run.info.run_name}) {run.info.status} outcome={run.data.tags.get('outcome')} train/loss steps "
+            f"{len(loss_steps(client, run.info.run_id))}")
+
+
 @pytest.mark.slow  # a real SLURM cluster and a 2-job sweep through the CLI: about a minute
 def test_two_job_sweep_on_slurm_nests_two_finished_runs_tagged_with_their_jobs(cluster, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
@@ -193,9 +200,7 @@ def test_requeued_job_continues_the_same_run_to_finished(cluster, terminated_job
     parent, children = sweep_runs(client)
     job = cluster.job_fields(job_id)
     for run in children:
-        print(f"after requeue: SLURM job {job_id} {job['JobState']} restarts {job['Restarts']}; MLflow run "
-              f"{run.info.run_id} ({run.info.run_name}) {run.info.status} outcome={run.data.tags.get('outcome')} "
-              f"train/loss steps {len(loss_steps(client, run.info.run_id))}")
+        print(f"after requeue: {job_and_run_line(job_id, job, client, run)}")
     print(f"parent {parent.info.status} ({parent.data.tags['sweep_outcomes']}); "
           f"{time.monotonic() - terminated_job['started']:.0f} s from submission")
     assert job["Restarts"] == "1"
@@ -242,9 +247,8 @@ def test_preemption_by_a_higher_tier_job_keeps_a_checkpoint_of_every_logged_step
         steps = loss_steps(client, run.info.run_id)
         ckpt = Path(run.data.tags["checkpoint_dir"]) / "last.ckpt"
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] if ckpt.is_file() else None
-        print(f"preempted by job {urgent}: SLURM job {job_id} {job['JobState']} restarts {job['Restarts']}; MLflow run "
-              f"{run.info.run_id} {run.info.status} outcome={run.data.tags.get('outcome')}; train/loss steps "
-              f"{len(steps)}, last.ckpt at step {saved}; sweep exit {rc}")
+        print(f"preempted by job {urgent}: {job_and_run_line(job_id, job, client, run)}, last.ckpt at step {saved}; "
+              f"sweep exit {rc}")
         assert job["Restarts"] == "1", "SLURM requeued the preempted job"
         assert (run.info.status, run.data.tags["outcome"]) == ("KILLED", "interrupted")
         assert saved == len(steps), "the checkpoint holds exactly the steps the run logged"
@@ -277,9 +281,7 @@ def test_submitit_requeue_on_usr2_continues_the_same_run_to_finished(cluster, tm
     parent, children = sweep_runs(client)
     job = cluster.job_fields(job_id)
     for run in children:
-        print(f"USR2: SLURM job {job_id} {job['JobState']} restarts {job['Restarts']}; MLflow run {run.info.run_id} "
-              f"({run.info.run_name}) {run.info.status} outcome={run.data.tags.get('outcome')} train/loss steps "
-              f"{len(loss_steps(client, run.info.run_id))}; sweep exit {rc}")
+        print(f"USR2: {job_and_run_line(job_id, job, client, run)}; sweep exit {rc}")
     assert job["Restarts"] == "1", "submitit requeued the job"
     assert [r.info.run_id for r in children] == [run_id], "the requeued job continues its run"
     assert loss_steps(client, run_id) == list(range(MAX_STEPS)), "every step logged once"
