@@ -190,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                 + ").")
     report = [sys.executable, str(ROOT / "scripts" / "report.py"), "--study", args.experiment, "--out", str(out),
               "--note", note]
-    return subprocess.run(report, cwd=ROOT).returncode
+    rc = subprocess.run(report, cwd=ROOT).returncode
+    if rc or first or gpu:
+        return rc
+    prose = [sys.executable, str(ROOT / "scripts" / "study_prose.py"), "--experiment", args.experiment,
+             "--out", str(out)]
+    return subprocess.run(prose, cwd=ROOT).returncode  # the readings of the long blocks and docs/seed_study.md
 
 
 if __name__ == "__main__":
