@@ -245,3 +245,13 @@ def test_the_config_refuses_a_bad_placement_and_one_set_on_the_model(compose) ->
     assert the_model_takes_what_a_regularizer_sets(compose(target, "reg=dropout")) == []  # head: as before
     (line,) = the_model_takes_what_a_regularizer_sets(compose(target, "reg=dropout", "reg.dropout.placement=trunk"))
     assert "sets the model's dropout_placement argument and head_only_net takes none" in line
+
+
+def test_a_trunk_run_trains_logs_its_placement_and_completes(run_cli, mlflow_client) -> None:  # noqa: ANN001
+    from tests.mlflow_reads import all_runs
+    from tests.test_reg_config import TINY
+
+    assert run_cli("reg=dropout", "reg.dropout.placement=trunk", "reg.dropout.p=0.3", *TINY) == 0
+    (run,) = all_runs(mlflow_client)
+    assert run.data.tags["outcome"] == "completed" and run.data.params["reg.dropout.placement"] == "trunk"
+    assert "train/loss" in run.data.metrics
