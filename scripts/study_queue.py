@@ -2,7 +2,8 @@
 
 A block's jobs are the product of its `hydra.sweeper.params` (`+study/arm` x `seed`, in the order listed). Each
 job is one process, `python -m src.train experiment=study2_<block> +study/arm=<arm> seed=<s>`, at most `jobs` at
-a time, the blocks' jobs in one queue (seed 0 of every arm first: a study cut short still has a whole replicate).
+a time, the blocks' jobs in one queue: seeds 0 and 1 of every block in the blocks' order first (a study cut short
+still has a pair of seeds for each block it reached), then the further seeds.
 
 Resumable: before a job starts, the store is asked what became of it (its `overrides` tag names the block, arm
 and seed; the newest such run counts):
@@ -145,7 +146,8 @@ def run_queue(mlflow_client: Any, blocks: list[str], jobs: int, experiment: str,
     queue = Queue(jobs, experiment, extra, env)
     previous = {s: signal.signal(s, queue.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     todo = sorted((job for block in blocks for job in block_jobs(block)),
-                  key=lambda j: (j.seed, blocks.index(j.block)))  # a whole replicate of every block first
+                  key=lambda j: (j.seed not in ("0", "1"), blocks.index(j.block), j.seed))
+    arms = ROOT / "conf" / "study" / "arm"
     counts = {"started": 0, "resumed": 0, "skipped": 0}
     try:
         for job in todo:
@@ -153,6 +155,10 @@ def run_queue(mlflow_client: Any, blocks: list[str], jobs: int, experiment: str,
                 break
             while len(queue.running) >= jobs:
                 queue.reap_one()
+            if not (arms / f"{job.arm}.yaml").exists():
+                print(f"skip   {' '.join(job.overrides())}: no arm file conf/study/arm/{job.arm}.yaml", flush=True)
+                counts["skipped"] += 1
+                continue
             run = runs_by_job(mlflow_client, experiment).get(job)
             what = action(run, retry_failed)
             if what == "skip":
