@@ -71,6 +71,8 @@ def overrides(block: str, args: argparse.Namespace) -> list[str]:
 def gpu_overrides(block: str) -> list[str]:
     """The second edition at GPU scale: CIFAR-10, the GPU trainer, full width; each block keeps its own horizon."""
     model = next((m for m in ("vgg19", "resnet152") if m in block), None)
+    if block.startswith("width_"):  # its arms are the widths
+        model = None
     return GPU["all"] + (GPU[model] if model else [])
 
 

@@ -99,3 +99,16 @@ def test_a_stop_signal_reaches_the_running_job_and_starts_no_further_one(monkeyp
     timing = queue.run_queue(None, ["late_dying"], 1, "study2", [])
     assert launched == jobs[:1] and timing["interrupted"] is True
     assert signal.getsignal(signal.SIGTERM) is not queue.Queue.stop  # the runner's handlers are given back
+
+
+def test_the_gpu_scale_composes_every_block_at_full_width_on_cifar10_at_its_own_horizon(compose) -> None:
+    """`scripts/study.py --scale gpu`: CIFAR-10, the GPU trainer, full width; each block keeps its max_steps."""
+    study = load("study")
+    for block in BLOCKS:
+        job = queue.block_jobs(block)[0]
+        base = compose(*job.overrides())
+        cfg = compose(*job.overrides(), *study.gpu_overrides(block))
+        validate(cfg)
+        assert cfg.data._target_.endswith("CIFAR10DataModule") and cfg.trainer.accelerator == "gpu"
+        assert cfg.model.in_channels == 3 and cfg.trainer.max_steps == base.trainer.max_steps
+        assert cfg.model.get("width", 1.0) == (base.model.width if block.startswith("width_") else 1.0)
