@@ -111,6 +111,8 @@ def steps(values: list[float]) -> str:
     if not values:
         return MISSING
     mean = sum(values) / len(values)
-    if len(values) == 1 or min(values) == max(values):
-        return f"{mean:.0f} (n={len(values)})"
+    if len(values) == 1:
+        return f"{mean:.0f} (n=1)"
+    if min(values) == max(values):
+        return f"{mean:.0f} in every seed (n={len(values)})"
     return f"{mean:.0f} (range {min(values):.0f}–{max(values):.0f}; n={len(values)})"
