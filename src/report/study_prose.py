@@ -117,7 +117,7 @@ def cell_table(cells: dict[str, dict[str, Any]], keys: list[tuple[str, str]]) ->
 
 CELL_KEYS = [("verdicts", "verdicts"), ("time", "time in states"), ("acc", "test acc"),
              ("acc_diff", "Δ acc vs reference (paired)"), ("acc_tost", "equivalence (TOST)"),
-             ("verdict_diff", "Δ not healthy (paired)"), ("decay", "L2 cumulative decay")]
+             ("verdict_diff", "Δ failed (paired)"), ("decay", "L2 cumulative decay")]
 
 
 def first_edition_losses(first: dict[str, Any], threshold: float = 1e4) -> list[str]:
