@@ -17,7 +17,9 @@ started by a small helper (`MEASURE`), not by the benchmark, which holds gigabyt
 (a child's peak RSS counts the process it was forked from).
 
 Imports are measured apart, untimed: one short run under `python -X importtime`, the sum of every module's
-own import time and the packages that took longest (cumulative).
+own import time, the packages that took longest (cumulative) and, always, the packages in `UNUSED` that
+libraries import before the first step although the run does not use them there (the floor left by
+Lightning, torchmetrics and MLflow: `docs/performance.md`, *Imports*).
 """
 
 from __future__ import annotations
@@ -75,6 +77,13 @@ QUICK = (  # `--quick`: the same entry point and path through the code, a few ba
     "trainer.limit_test_batches=1",
 )
 QUICK_STEPS = (1, 5)
+UNUSED = (  # imported before the first step by libraries, used by no part of a run there (plots: at its end)
+    "scipy",  # torchmetrics' __init__ (`scipy.signal`, a back-compat shim), reached through Lightning
+    "torchvision",  # torchmetrics' image metrics; cumulative: includes torch._dynamo, which Lightning imports anyway
+    "matplotlib",  # torchmetrics' plotting helpers; a run's own plots come after training
+    "pandas",  # MLflow's package (its data-set types)
+    "fastapi",  # MLflow's package (its gateway, through mlflow.genai)
+)
 
 
 @dataclass
@@ -146,7 +155,7 @@ def _measure(into: Timings, cmd: list[str], env: dict[str, str], cwd: Path) -> N
 
 def import_times(cwd: Path, env: dict[str, str], overrides: tuple[str, ...], top: int = 6) -> dict[str, float]:
     """One short run under `-X importtime`: {"total_s": sum of every module's own time, <package>: cumulative s
-    of its imports entered from another package (the `top` largest)}."""
+    of its imports entered from another package (the `top` largest, and every package of `UNUSED` imported)}."""
     cmd = [sys.executable, "-X", "importtime", "-c", FIRST_STEP, *overrides, *QUICK]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -167,6 +176,7 @@ def import_times(cwd: Path, env: dict[str, str], overrides: tuple[str, ...], top
         stack.append((depth, root))
     total = sum(r[2] for r in rows)
     largest = sorted(packages.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    largest += [(name, packages[name]) for name in UNUSED if name in packages and name not in dict(largest)]
     return {"total_s": round(total / 1e6, 3), **{name: round(s, 3) for name, s in largest}}
 
 

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.default_run import DefaultRuns, Timings
+from bench.default_run import UNUSED, DefaultRuns, Timings
 from bench.modes import BARE
 from bench.steps import ModelRun
 
@@ -79,9 +79,11 @@ def default_run_lines(figures: dict[str, Any], overrides: tuple[str, ...]) -> li
         lines.append(f"| {names[kind]} | {p['wall_s']:.1f} | {ratio} | {p['cpu_s']:.1f} | {cpu_ratio} | {first} | "
                      f"{imports} | {p['peak_rss_mib']:.0f} | {acc} |")
     for kind, imports in figures["imports"].items():
-        largest = ", ".join(f"{name} {s:.2f}" for name, s in imports.items() if name != "total_s")
+        largest = ", ".join(f"{name} {s:.2f}" for name, s in imports.items() if name not in ("total_s", *UNUSED))
+        unused = ", ".join(f"{name} {imports[name]:.2f}" for name in UNUSED if name in imports)
         lines.append(f"\nimports of the {names[kind]} (`-X importtime`, s, cumulative from outside the package): "
-                     f"{largest}")
+                     f"{largest}" + (f"; imported by libraries, unused before the first step: {unused}"
+                                     if unused else ""))
     return lines
 
 
