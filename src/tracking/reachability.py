@@ -62,7 +62,7 @@ def probe_http(uri: str, timeout: float) -> None:
     ensure_mlflow_server(without_userinfo(uri), uri, timeout)
 
 
-def probe_sqlite(uri: str) -> None:
+def probe_sqlite(uri: str, writes: bool = True) -> None:
     db = Path(uri.removeprefix("sqlite:///")).expanduser().absolute()
     folder = db.parent
     while not folder.exists() and folder != folder.parent:
@@ -84,12 +84,15 @@ def probe_sqlite(uri: str) -> None:
     shown = redact_uri(uri)
     ensure_mlflow_file(db, shown)
     ensure_store_space(db, shown)
-    wait_for_write_lock(db, shown)
+    if writes:
+        wait_for_write_lock(db, shown)
 
 
-def ensure_reachable(uri: str, timeout: float | None = None) -> None:
-    """Raise TrackingUnavailable, naming the URI without credentials, when the store cannot be used."""
+def ensure_reachable(uri: str, timeout: float | None = None, writes: bool = True) -> None:
+    """Raise a UserError (TrackingUnavailable, or the store check's own), naming the URI without credentials,
+    when the store cannot be used; `writes=False` (a read-only look, `python -m src.reap --dry-run`) does not wait
+    for a sqlite store's write lock."""
     if uri.startswith(("http://", "https://")):
         probe_http(uri, probe_timeout() if timeout is None else timeout)
     elif uri.startswith("sqlite:///"):
-        probe_sqlite(uri)
+        probe_sqlite(uri, writes)
