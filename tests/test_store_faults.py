@@ -42,10 +42,11 @@ HOLD_LOCK = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolat
 def command(store: str, tmp_path: Path, module: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` on `store`; a training run writes under tmp_path (found again by that path)."""
     if module == "src.train":
-        args = (f"paths.log_dir={tmp_path / 'outputs'}", *args)
+        flags = tuple(a for a in args if a.startswith("-"))  # Hydra's own (-m) come before the overrides
+        args = (*flags, f"paths.log_dir={tmp_path / 'outputs'}", *(a for a in args if not a.startswith("-")))
     environ = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1", **env}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=environ, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=900)
 
 
 def one_line(proc: subprocess.CompletedProcess, code: int, *says: str) -> str:
