@@ -71,6 +71,8 @@ def overrides(block: str, args: argparse.Namespace) -> list[str]:
 def gpu_overrides(block: str) -> list[str]:
     """The second edition at GPU scale: CIFAR-10, the GPU trainer, full width; each block keeps its own horizon."""
     model = next((m for m in ("vgg19", "resnet152") if m in block), None)
+    if block.startswith("width_"):  # its arms are the widths
+        model = None
     return GPU["all"] + (GPU[model] if model else [])
 
 
@@ -190,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
                 + ").")
     report = [sys.executable, str(ROOT / "scripts" / "report.py"), "--study", args.experiment, "--out", str(out),
               "--note", note]
-    return subprocess.run(report, cwd=ROOT).returncode
+    rc = subprocess.run(report, cwd=ROOT).returncode
+    if rc or first or gpu:
+        return rc
+    prose = [sys.executable, str(ROOT / "scripts" / "study_prose.py"), "--experiment", args.experiment,
+             "--out", str(out)]
+    return subprocess.run(prose, cwd=ROOT).returncode  # the readings of the long blocks and docs/seed_study.md
 
 
 if __name__ == "__main__":

@@ -155,6 +155,8 @@ def run_queue(mlflow_client: Any, blocks: list[str], jobs: int, experiment: str,
                 break
             while len(queue.running) >= jobs:
                 queue.reap_one()
+            if queue.stopping:  # the signal came while waiting for a free slot
+                break
             if not (arms / f"{job.arm}.yaml").exists():
                 print(f"skip   {' '.join(job.overrides())}: no arm file conf/study/arm/{job.arm}.yaml", flush=True)
                 counts["skipped"] += 1

@@ -75,3 +75,40 @@ def test_the_queue_starts_resumes_or_leaves_each_job() -> None:
     tags = {"overrides": "experiment=study2_late_dying +study/arm=l1_1e-3 seed=2"}
     assert queue.job_of(tags) == queue.Job("late_dying", "l1_1e-3", "2")
     assert queue.job_of({"overrides": "experiment=study_lenet5_dying +study/arm=none seed=0"}) is None
+
+
+def test_a_stop_signal_reaches_the_running_job_and_starts_no_further_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM to the runner while it waits for a free slot: the job gets it, and the queue launches nothing more."""
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    jobs = [queue.Job("late_dying", "none", str(seed)) for seed in range(3)]
+    launched: list[queue.Job] = []
+
+    def launch(self, job, resume_id):  # noqa: ANN001
+        launched.append(job)
+        self.running[subprocess.Popen(["sleep", "30"])] = job
+        self.started.setdefault(job.block, 0.0)
+
+    monkeypatch.setattr(queue, "block_jobs", lambda block: jobs)
+    monkeypatch.setattr(queue, "runs_by_job", lambda client, experiment: {})
+    monkeypatch.setattr(queue.Queue, "launch", launch)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    timing = queue.run_queue(None, ["late_dying"], 1, "study2", [])
+    assert launched == jobs[:1] and timing["interrupted"] is True
+    assert signal.getsignal(signal.SIGTERM) is not queue.Queue.stop  # the runner's handlers are given back
+
+
+def test_the_gpu_scale_composes_every_block_at_full_width_on_cifar10_at_its_own_horizon(compose) -> None:
+    """`scripts/study.py --scale gpu`: CIFAR-10, the GPU trainer, full width; each block keeps its max_steps."""
+    study = load("study")
+    for block in BLOCKS:
+        job = queue.block_jobs(block)[0]
+        base = compose(*job.overrides())
+        cfg = compose(*job.overrides(), *study.gpu_overrides(block))
+        validate(cfg)
+        assert cfg.data._target_.endswith("CIFAR10DataModule") and cfg.trainer.accelerator == "gpu"
+        assert cfg.model.in_channels == 3 and cfg.trainer.max_steps == base.trainer.max_steps
+        assert cfg.model.get("width", 1.0) == (base.model.width if block.startswith("width_") else 1.0)

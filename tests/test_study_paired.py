@@ -42,6 +42,7 @@ def test_second_edition_labels_and_references() -> None:
     assert reference_arm("rescue_clip") == "none" and reference_arm("rescue_clip+l2_1e-3") == "rescue_clip"
     assert arm_family("rescue_clip+l2_1e-3") == ("l2", 1e-3) and arm_family("rescue_clip") == ("remedy", None)
     assert arm_family("dropout_trunk_p05") == ("dropout", 0.5) and arm_family("l1_adam") == ("l1", None)
+    assert arm_family("l2_3e-3_bias") == ("l2", 3e-3) and arm_family("w1_16") == ("remedy", None)
 
 
 def test_accuracy_differences_pair_by_seed_and_name_the_missing_one() -> None:

@@ -15,7 +15,7 @@ Margins (set before the second edition ran, not tuned on its results):
   trained one at 0.85-0.99, so the effects the study asks about are ≥ 0.5; one run's test accuracy on
   ~1,000 test images has a binomial s.d. of ≈ 0.01 at 0.9, so 0.02 is two of those: below it two arms
   cannot be told apart by their test sets anyway.
-- fraction of seeds not healthy: ±0.25 (`VERDICT_MARGIN`), one seed in four. With paired yes/no outcomes
+- fraction of seeds failed (an event verdict): ±0.25 (`VERDICT_MARGIN`), one seed in four. With paired yes/no outcomes
   even a perfect agreement needs `seeds_for_equivalence()` = 9 seeds to show it; with 3 seeds the verdict
   is at best `inconclusive`, and `smallest_detectable_flip(3)` = 3 (only 3/3 → 0/3 excludes 0).
 """
@@ -83,7 +83,7 @@ def tost(diffs: list[float], margin: float = ACCURACY_MARGIN) -> Equivalence:
 
 def tost_verdicts(both: int, only_arm: int, only_reference: int, neither: int,
                   margin: float = VERDICT_MARGIN) -> Equivalence:
-    """TOST-style equivalence of the fraction of seeds not healthy (paired), with Newcombe's paired interval."""
+    """TOST-style equivalence of the fraction of seeds failed (paired), with Newcombe's paired interval."""
     counts = (both, only_arm, only_reference, neither)
     n = sum(counts)
     ci90, ci95 = iv.newcombe_paired(*counts, z=Z90), iv.newcombe_paired(*counts)

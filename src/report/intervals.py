@@ -64,7 +64,7 @@ def t_interval(values: list[float], level: float = LEVEL) -> Interval | None:
     return Interval(mean, mean - half, mean + half, n)
 
 
-LOGIT_EDGE = 1e-6  # an accuracy of exactly 0 or 1 enters the logit as 1e-6 or 1 − 1e-6 (the report counts them)
+LOGIT_EDGE = 1e-6  # an accuracy of exactly 0 or 1 enters the logit as 1e-6 or 1 − 1e-6 (the report says so)
 
 
 def logit_interval(values: list[float]) -> Interval | None:
@@ -72,6 +72,8 @@ def logit_interval(values: list[float]) -> Interval | None:
     0 and 1 count as `LOGIT_EDGE` and 1 − `LOGIT_EDGE` on the logit scale."""
     if not values:
         return None
+    if len(values) > 1 and min(values) == max(values):  # no spread: the value itself, exactly (no edge clamp)
+        return Interval(values[0], values[0], values[0], len(values))
     logits = [math.log(p / (1 - p)) for p in (min(max(v, LOGIT_EDGE), 1 - LOGIT_EDGE) for v in values)]
     interval = t_interval(logits)
     back = [None if x is None else 1 / (1 + math.exp(-x)) for x in (interval.lo, interval.hi)]

@@ -6,8 +6,9 @@ seed: the difference is taken per seed and its mean gets a Student's t-interval 
 Seeds present on one side only are left out and named ("n=2 of 3; seed 2 missing in none"). When no
 seed pairs, Welch's unpaired interval is the fallback, labelled so. Log measures are differenced on log10
 (a factor 10^d); a pair whose value on either side is 0, negative or non-finite has no log and is left out,
-counted by reason. Verdicts are paired too (not healthy in arm / in reference per seed) with Newcombe's
-paired score interval.
+counted by reason. Verdicts are paired too (failed, i.e. an event verdict, in arm / in reference per seed)
+with Newcombe's paired score interval; a pair with an `inconclusive` side (too short to judge: neither
+failed nor healthy) is left out and counted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from src.report import intervals as iv
 from src.report.study_read import StudyRun
 
-HEALTHY = "healthy"
+HEALTHY, INCONCLUSIVE = "healthy", "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -104,19 +105,21 @@ def difference(arm_runs: list[StudyRun], reference_runs: list[StudyRun], value: 
     return Difference("unpaired (Welch: no seed pairs)", iv.welch_difference(mine, theirs))
 
 
-def not_healthy(run: StudyRun) -> bool:
-    return run.verdict != HEALTHY
+def failed(run: StudyRun) -> bool:
+    """An event verdict (not `healthy`, not `inconclusive`)."""
+    return run.verdict not in (HEALTHY, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
 class VerdictPairs:
-    """Per matched seed, whether each side was not healthy: the 2x2 table of pairs and p_arm − p_ref."""
+    """Per matched seed, whether each side failed: the 2x2 table of pairs and p_arm − p_ref."""
 
-    both: int  # not healthy in arm and reference
-    only_arm: int  # the arm made a healthy seed not healthy
-    only_reference: int  # the arm made a not-healthy seed healthy (a rescue)
+    both: int  # failed in arm and reference
+    only_arm: int  # the arm made a healthy seed fail (a harm)
+    only_reference: int  # the arm made a failing seed healthy (a rescue)
     neither: int
-    interval: iv.Interval | None  # fraction not healthy, arm − reference (Newcombe paired)
+    interval: iv.Interval | None  # fraction failed, arm − reference (Newcombe paired); None when no pair is left
+    inconclusive: int = 0  # pairs left out: a side `inconclusive`
 
     @property
     def n(self) -> int:
@@ -126,9 +129,10 @@ class VerdictPairs:
 def verdict_pairs(arm_runs: list[StudyRun], reference_runs: list[StudyRun]) -> VerdictPairs | None:
     """The paired verdict table over seeds with a verdict on both sides; None when no seed pairs."""
     ref = {r.seed: r for r in reference_runs if r.verdict}
-    pairs = [(not_healthy(r), not_healthy(ref[r.seed])) for r in arm_runs if r.verdict and r.seed in ref]
-    if not pairs:
+    matched = [(r, ref[r.seed]) for r in arm_runs if r.verdict and r.seed in ref]
+    if not matched:
         return None
-    counts = [sum(1 for p in pairs if p == want) for want in ((True, True), (True, False), (False, True),
-                                                                 (False, False))]
-    return VerdictPairs(*counts, interval=iv.newcombe_paired(*counts))
+    judged = [(failed(a), failed(b)) for a, b in matched if INCONCLUSIVE not in (a.verdict, b.verdict)]
+    counts = [sum(1 for p in judged if p == want) for want in ((True, True), (True, False), (False, True),
+                                                                  (False, False))]
+    return VerdictPairs(*counts, interval=iv.newcombe_paired(*counts), inconclusive=len(matched) - len(judged))

@@ -74,7 +74,12 @@ def pooled_rates(runs: list[StudyRun]) -> dict[str, Pooled]:
 
 
 def rate_text(k: int, n: int, interval: iv.Interval | None) -> str:
-    """`3 of 40 (7.5% [2.6%, 19.9%], Wilson)`; "none paired" when n = 0."""
+    """`3 of 40 (7.5% [2.6%, 19.9%], Wilson)`; "no pair" when n = 0."""
     if interval is None:
-        return "none paired"
+        return "no pair"
     return f"{k} of {n} ({interval.estimate:.1%} [{interval.lo:.1%}, {interval.hi:.1%}], Wilson)"
+
+
+def left_out_text(left_out: dict[str, int]) -> str:
+    """`; left out: 2 inconclusive (too short to judge)` or ""."""
+    return "; left out: " + ", ".join(f"{n} {why}" for why, n in left_out.items()) if left_out else ""

@@ -27,11 +27,14 @@ STRIP = [re.compile(p, re.S) for p in (r"```.*?```", r"`[^`]*`", r"\]\([^)]*\)",
                                         r"(?m)^\s*(?:\d+[.)]|#+)\s", r"\b[A-Za-z]+-\d+\b")]
 
 
+SKIP_KEYS = {"run_ids", "run_id"}  # MLflow's hex ids: their digits are no numbers of the study
+
+
 def _parse(sign: str, mantissa: str, exponent: str | None, percent: str) -> tuple[float, float]:
     """(|value|, tolerance): half a unit of the last digit written."""
     decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
     exp = int(exponent.replace("−", "-")) if exponent else 0
-    value, tol = float(mantissa) * 10**exp, 0.5 * 10 ** (exp - decimals)
+    value, tol = float(f"{mantissa}e{exp}"), 0.5 * float(f"1e{exp - decimals}")  # beyond a float: inf
     if percent:
         value, tol = value / 100, tol / 100
     return value, tol * (1 + 1e-9) + 1e-12
@@ -44,11 +47,12 @@ def _numbers_of(data: Any, out: list[float]) -> None:
         if math.isfinite(data):
             out.append(abs(float(data)))
     elif isinstance(data, str):
-        out.extend(v for v, _ in (_parse(*m.groups()) for m in NUMBER.finditer(data)))
+        out.extend(v for v, _ in (_parse(*m.groups()) for m in NUMBER.finditer(data)) if math.isfinite(v))
     elif isinstance(data, dict):
         for key, value in data.items():
-            _numbers_of(key, out)
-            _numbers_of(value, out)
+            if key not in SKIP_KEYS:
+                _numbers_of(key, out)
+                _numbers_of(value, out)
     elif isinstance(data, (list, tuple)):
         for value in data:
             _numbers_of(value, out)

@@ -4,12 +4,12 @@ its reference paired by seed.
 Runs: `study_read.py` (what is read from MLflow, and how each measure is reduced over a run); arms and
 their references: `study_arms.py`. Per cell:
 
-- verdict counts with Wilson intervals; the paired verdict table against the reference (Newcombe paired);
+- verdict counts with Wilson intervals; the paired table of failed runs against the reference (Newcombe paired);
 - each measure's summary over seeds: accuracy-like fractions with the logit t-interval (inside [0, 1]),
   log measures as geometric means (zeros, negatives and non-finite values left out and counted), others
   with the t-interval;
 - each measure's difference from the reference, paired by seed (`paired.py`), Welch only when nothing pairs;
-- equivalence (TOST, `equivalence.py`) of final test accuracy and of the fraction not healthy;
+- equivalence (TOST, `equivalence.py`) of final test accuracy and of the fraction failed (an event verdict);
 - time in each state, end states, recoveries, whether the verdict was fixed before step 30 (`states.py`);
 - the L2 dose each run received (`doses.py`).
 """
@@ -29,7 +29,7 @@ from src.report.study_read import FIRST_EVENT, MEASURES, Measure, StudyRun, late
 
 HEALTHY = "healthy"
 ACCURACY = "test/acc"
-VERDICT = "verdict"  # the equivalence key of the fraction of seeds not healthy
+VERDICT = "verdict"  # the equivalence key of the fraction of seeds failed
 
 __all__ = ["FAMILIES", "FIRST_EVENT", "HEALTHY", "MEASURES", "Cell", "Measure", "StudyRun", "arm_family",
            "arm_order", "build_cells", "latest_per_seed", "read_run", "study_labels", "study_runs"]
@@ -46,7 +46,7 @@ class Cell:
     verdict_share: dict[str, iv.Interval] = field(default_factory=dict)  # kind -> fraction of seeds (Wilson)
     reference: str | None = None  # the arm compared with (None for `none`, or when it was not run)
     pairing: Pairing | None = None
-    verdict_pairs: VerdictPairs | None = None  # not healthy, arm vs reference, per matched seed
+    verdict_pairs: VerdictPairs | None = None  # failed, arm vs reference, per matched seed
     summary: dict[str, iv.Interval | None] = field(default_factory=dict)  # measure -> mean / geometric mean
     left_out: dict[str, dict[str, int]] = field(default_factory=dict)  # measure -> reason -> values left out
     vs_reference: dict[str, Difference] = field(default_factory=dict)  # measure -> paired Δ (log10 for log ones)
@@ -105,7 +105,7 @@ def summarize(cell: Cell, reference: Cell | None) -> None:
     accuracy = cell.vs_reference[ACCURACY]
     if accuracy.method == "paired":
         cell.equivalence[ACCURACY] = tost(accuracy.diffs, ACCURACY_MARGIN)
-    if cell.verdict_pairs is not None:
+    if cell.verdict_pairs is not None and cell.verdict_pairs.n:
         vp = cell.verdict_pairs
         cell.equivalence[VERDICT] = tost_verdicts(vp.both, vp.only_arm, vp.only_reference, vp.neither)
 

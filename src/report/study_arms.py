@@ -6,8 +6,9 @@ Blocks: `experiment=study_<condition>` (first edition, MLflow experiment `study`
 without that prefix. Arms: `+study/arm=<arm>` (conf/study/arm/):
 
 - `none`: the condition as it is, the reference of every other arm;
-- a regularizer at a dose: `l1_1e-4`, `l2_1.5e-4`, `l2dec_1e-3` (decoupled L2), `en_1e-3`, `dropout_p05`
-  (p = 0.5; `dropout_<where>_p05` for a placement); `l1_adam`-style names are regularizers without a dose;
+- a regularizer at a dose: `l1_1e-4`, `l2_1.5e-4`, `l2dec_1e-3` (decoupled L2), `en_1e-3`, `l2_3e-3_bias`
+  (biases penalized too), `dropout_p05` (p = 0.5; `dropout_<where>_p05` for a placement, `dropout_trunk_p01`);
+  `l1_adam`-style names are regularizers without a dose;
 - a remedy or rescue by name (`clip`, `rescue_clip`, `init_he`, ...): compared with `none`;
 - `<rescue>+<regularizer arm>` (`rescue_clip+l2_1e-3`): that regularizer on top of the rescue, compared
   with the rescue alone (`rescue_clip`), so that the regularizer's effect is not the rescue's.
@@ -19,7 +20,7 @@ import re
 
 NONE = "none"
 BLOCK = re.compile(r"^study2?_(.+)$")
-DOSE = re.compile(r"^(l1|l2|l2dec|en)_(\d+(?:\.\d+)?e-?\d+)$")
+DOSE = re.compile(r"^(l1|l2|l2dec|en)_(\d+(?:\.\d+)?e-?\d+)(?:_bias)?$")  # `_bias`: biases penalized too
 DROPOUT = re.compile(r"^dropout(?:_[a-z]+)?_p(\d)(\d+)$")
 UNDOSED = re.compile(r"^(l1|l2dec|l2|en|dropout)(?:_|$)")
 FAMILIES = {"l1": "L1", "l2": "L2 (penalty)", "l2dec": "L2 (decoupled)", "en": "Elastic Net", "dropout": "Dropout"}
@@ -69,10 +70,10 @@ def is_regularizer(arm: str) -> bool:
     return arm_family(arm)[0] in FAMILIES
 
 
-def arm_order(arm: str) -> tuple[str, int, str, float]:
+def arm_order(arm: str) -> tuple[str, int, str, float, str]:
     """Plain arms first, then each rescue's; within them none, the regularizers by family and dose, the
-    remedies by name."""
+    remedies by name (ties, `l2_3e-3` and `l2_3e-3_bias`, by name)."""
     rescue, own = split_arm(arm)
     family, dose = arm_family(arm)
     rank = [NONE, *FAMILIES, "remedy"].index(family)
-    return rescue or "", rank, own if family == "remedy" or dose is None else "", dose or 0.0
+    return rescue or "", rank, own if family == "remedy" or dose is None else "", dose or 0.0, own

@@ -12,7 +12,7 @@ from src.report import study_plots
 from src.report.equivalence import ACCURACY_MARGIN, VERDICT_MARGIN, seeds_for_equivalence
 from src.report.pooled import pooled_rates
 from src.report.states import FIXED_BEFORE
-from src.report.study import HEALTHY, MEASURES, Cell, build_cells, latest_per_seed, study_runs
+from src.report.study import HEALTHY, MEASURES, Cell, StudyRun, build_cells, latest_per_seed, study_runs
 from src.report.study_format import MISSING
 from src.report.study_json import SHORT, cell_text, study_numbers, study_record
 
@@ -23,8 +23,8 @@ def _row(cells: list[str]) -> str:
 
 def verdict_table(cells: list[Cell]) -> str:
     """Verdicts over time and doses: what happened in each arm, against its reference, seed by seed."""
-    head = ["Arm", "Pairing", "Verdicts (95% Wilson)", "Δ not healthy (paired, Newcombe)",
-            f"Equivalence of not healthy (±{VERDICT_MARGIN:g})", "Time in states (mean of seeds)",
+    head = ["Arm", "Pairing", "Verdicts (95% Wilson)", "Δ failed (paired, Newcombe)",
+            f"Equivalence of failed (±{VERDICT_MARGIN:g})", "Time in states (mean of seeds)",
             "End state; recovered", "First event step", f"Fixed < step {FIXED_BEFORE}", "L2 cumulative decay"]
     lines = [_row(head), "|" + "---|" * len(head)]
     for c in cells:
@@ -57,10 +57,11 @@ NOTES = f"""Intervals are 95%. **Pairing**: the same seed gives the same initial
 arm of a condition, so each arm is compared with its reference (`none`; for `<rescue>+<arm>` the rescue alone)
 seed by seed: the per-seed differences' mean with its Student's t-interval, n = matched seeds; seeds present on
 one side only are left out and named; Welch's unpaired interval only where no seed pairs (labelled). Every
-paired difference exactly 0: "identical in every seed". **Verdicts**: each run's `health.verdict`; the fraction
-not healthy with Wilson's interval, its paired difference with Newcombe's paired score interval.
+paired difference exactly 0: "identical in every seed". **Verdicts**: each run's `health.verdict`, counted
+with Wilson's interval; "failed" is an event verdict; its paired difference (arm − reference) with Newcombe's
+paired score interval, pairs with an `inconclusive` side (too short to judge) left out and counted.
 **Equivalence** (TOST, margins fixed in advance, `src/report/equivalence.py`): final test accuracy within
-±{ACCURACY_MARGIN:g} (two s.d. of one run's test-set noise), the fraction not healthy within ±{VERDICT_MARGIN:g};
+±{ACCURACY_MARGIN:g} (two s.d. of one run's test-set noise), the fraction failed within ±{VERDICT_MARGIN:g};
 "equivalent" when the 90% interval lies inside the margin, "different" when the 95% interval excludes 0,
 else "inconclusive (n too small)" — an interval containing 0 is never read as "no effect". With all seeds
 agreeing, equivalence of verdicts needs n ≥ {seeds_for_equivalence()} seeds. **Bounded quantities**: accuracy
@@ -69,12 +70,13 @@ and dead fraction with the t-interval of their logits (inside [0, 1]; exactly 0 
 training loss): geometric mean [interval], differences as a factor ×10^Δ; a value of 0, below 0 or non-finite
 has no log and is left out, counted and named in the cell ("all 3 values 0" when none is left), never floored.
 **Time in states**: mean over seeds of `health/frac_<state>`; end state `health.final_state`, recovered
-`health.recovered`. **Fixed < step {FIXED_BEFORE}**: every seed's first event before step {FIXED_BEFORE}.
+`health.recovered`. **First event step**: mean and range over the seeds that had one. **Fixed < step
+{FIXED_BEFORE}**: every seed's first event before step {FIXED_BEFORE}.
 **L2 cumulative decay**: 2·η·λ·T/(1−β) with the run's own η, λ (Elastic Net: its L2 part), momentum β and
 steps trained T; decoupled: 2·η·λ·T; penalty with Adam: not comparable (inputs printed). "—": not measured."""
 
 
-def header(experiment: str, cells: list[Cell], runs: int, data: dict[str, Any], store: str, command: str,
+def header(experiment: str, cells: list[Cell], runs: int, data: dict[str, Any], source: str, command: str,
            wall_note: str) -> list[str]:
     kept = sum(len(c.runs) for c in cells)
     conditions = list(dict.fromkeys(c.condition for c in cells))
@@ -82,20 +84,20 @@ def header(experiment: str, cells: list[Cell], runs: int, data: dict[str, Any], 
     fixed = data["fixed_early"]
     lines = [f"# Study report: experiment `{experiment}`", "",
              f"{kept} runs ({runs} read; the latest per condition x arm x seed) in {len(cells)} cells, "
-             f"{len(conditions)} conditions · store `{store}` · generated {datetime.now():%Y-%m-%d %H:%M} by "
+             f"{len(conditions)} conditions · {source} · generated {datetime.now():%Y-%m-%d %H:%M} by "
              f"`{command}`", ""]
-    timed = [r.seconds for c in cells for r in c.runs if r.seconds is not None]
-    if timed:
-        lines += [f"Runs' own wall time (MLflow start to end): {sum(timed):.0f} s over {len(timed)} runs, "
-                  f"{sum(timed) / len(timed):.1f} s a run (measured on the machine as it was).", ""]
+    if wall := data["runs_wall_time"]:
+        lines += [f"Runs' own wall time (MLflow start to end): {wall['seconds']:.1f} s over {wall['runs']} runs, "
+                  f"{wall['per_run']:.1f} s a run (measured on the machine as it was).", ""]
     if wall_note:
         lines += [wall_note, ""]
     flip = data["conventions"]["smallest_detectable_flip"]
     lines += ["## Pooled over the study", "",
               f"- Rescues by a regularizer (healthy where the paired reference run failed): "
               f"{nums['pooled/regularizer/rescues']}; harms (failed where the reference was healthy): "
-              f"{nums['pooled/regularizer/harms']}.",
-              f"- Rescues by a remedy: {nums['pooled/remedy/rescues']}; harms: {nums['pooled/remedy/harms']}.",
+              f"{nums['pooled/regularizer/harms']}; {nums['pooled/regularizer/left_out']}.",
+              f"- Rescues by a remedy: {nums['pooled/remedy/rescues']}; harms: {nums['pooled/remedy/harms']}; "
+              f"{nums['pooled/remedy/left_out']}.",
               f"- Cells whose verdict was fixed before step {FIXED_BEFORE} (every seed): {nums['fixed_early/all']}; "
               f"regularizer cells of the failing conditions ({', '.join(fixed['failing_conditions']) or 'none'}): "
               f"{nums['fixed_early/regularizer_failing']}.",
@@ -107,18 +109,26 @@ def header(experiment: str, cells: list[Cell], runs: int, data: dict[str, Any], 
 
 def write_study_report(mlflow_client: Any, experiment: str, out_dir: Path, command: str,
                        wall_note: str = "") -> Path:
-    """Tables, figures, `study.json` and `study.md` into `out_dir`; returns the markdown file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Tables, figures, `study.json` and `study.md` of an MLflow experiment's study runs into `out_dir`;
+    returns the markdown file."""
     runs = study_runs(mlflow_client, experiment)
     if not runs:
         raise SystemExit(f"experiment {experiment!r}: no study runs (overrides experiment=study_*/study2_* and "
                          "+study/arm=...)")
+    return write_report_of_runs(runs, experiment, out_dir, f"store `{mlflow_client.tracking_uri}`", command,
+                                wall_note)
+
+
+def write_report_of_runs(runs: list[StudyRun], experiment: str, out_dir: Path, source: str, command: str,
+                         wall_note: str = "") -> Path:
+    """The same report of runs already read (from MLflow, or a saved `study.json`: `runs_from_study_json`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     cells = build_cells(runs)
     data = study_record(experiment, cells, pooled_rates(latest_per_seed(runs)), len(runs))
     (out_dir / "study.json").write_text(json.dumps(data, indent=1, default=str))
     dose = study_plots.dose_response(cells, out_dir / "dose_response.png")
     heat = study_plots.verdict_heatmap(cells, out_dir / "verdict_heatmap.png")
-    lines = header(experiment, cells, len(runs), data, mlflow_client.tracking_uri, command, wall_note)
+    lines = header(experiment, cells, len(runs), data, source, command, wall_note)
     lines += [NOTES, "", "## Time in each state: condition x arm", "",
               "![verdict heat map](verdict_heatmap.png)" if heat else "No verdicts.", "",
               "## Dose-response on the doses run", "",

@@ -23,7 +23,7 @@ from src.report import intervals as iv
 from src.report import study_format as fmt
 from src.report.doses import dose_text
 from src.report.equivalence import ACCURACY_MARGIN, TOST_LEVEL, VERDICT_MARGIN, smallest_detectable_flip
-from src.report.pooled import Pooled, rate_text
+from src.report.pooled import Pooled, left_out_text, rate_text
 from src.report.states import FIXED_BEFORE
 from src.report.study import ACCURACY, FIRST_EVENT, MEASURES, VERDICT, Cell
 from src.report.study_arms import arm_family, is_regularizer
@@ -32,6 +32,7 @@ SHORT = {"test/acc": "acc", "train/loss": "max_loss", "grad/global_norm": "max_g
          "grad/first_last_ratio": "min_grad_ratio", "signal/first_last_ratio": "min_signal_ratio",
          "dead/max": "max_dead", "sharpness/stability": "max_stability", FIRST_EVENT: "first_event_step"}
 LOG = {m.key for m in MEASURES if m.log}
+BOUNDED = {m.key for m in MEASURES if m.bounded}
 
 
 def _plain(i: iv.Interval | None) -> dict[str, Any] | None:
@@ -43,9 +44,10 @@ def cell_text(c: Cell) -> dict[str, str]:
     text = {"n": str(len(c.runs)), "verdicts": fmt.verdict_counts(c.verdicts, c.verdict_share),
             "time": c.time.text() if c.time else fmt.MISSING, "decay": dose_text(c.doses)}
     for key, short in SHORT.items():
-        text[short] = fmt.summary(c.summary.get(key), c.left_out.get(key))
+        text[short] = fmt.summary(c.summary.get(key), c.left_out.get(key), key in BOUNDED)
         if key in c.vs_reference:
             text[f"{short}_diff"] = fmt.difference(c.vs_reference[key], key in LOG)
+    text["first_event_step"] = fmt.steps(c.samples(FIRST_EVENT)[0])
     if c.pairing is not None:
         text["pairing"] = c.pairing.note(c.arm)
         text["verdict_diff"] = fmt.verdict_difference(c.verdict_pairs)
@@ -74,7 +76,8 @@ def cell_record(c: Cell) -> dict[str, Any]:
         "time_in_states": None if c.time is None else asdict(c.time), f"fixed_before_{FIXED_BEFORE}": c.fixed_early,
         "doses": [d.record() for d in c.doses],
         "values": {r.seed: {**r.values, FIRST_EVENT: r.first_event_step, "verdict": r.verdict, "steps": r.steps,
-                            "final_state": r.final_state, "recovered": r.recovered, "states": r.states}
+                            "final_state": r.final_state, "recovered": r.recovered, "states": r.states,
+                            "params": r.params}
                    for r in c.runs},
         "text": cell_text(c),
     }
@@ -103,13 +106,18 @@ def pooled_record(p: Pooled) -> dict[str, Any]:
             "harmed": p.harmed, "healthy_reference": p.healthy_reference, "harm_rate": _plain(p.harm_rate),
             "conditions": sorted(p.conditions), "left_out": dict(p.left_out),
             "text": {"rescues": rate_text(p.rescued, p.failed_reference, p.rescue_rate),
-                     "harms": rate_text(p.harmed, p.healthy_reference, p.harm_rate)}}
+                     "harms": rate_text(p.harmed, p.healthy_reference, p.harm_rate),
+                     "left_out": left_out_text(dict(p.left_out)).removeprefix("; ") or "nothing left out"}}
 
 
 def study_record(experiment: str, cells: list[Cell], pooled: dict[str, Pooled], read: int) -> dict[str, Any]:
     seeds = max((c.pairing.matched.__len__() for c in cells if c.pairing), default=0)
     flip = smallest_detectable_flip(seeds) if seeds else None
+    timed = [r.seconds for c in cells for r in c.runs if r.seconds is not None]
+    wall = {"runs": len(timed), "seconds": round(sum(timed), 1), "per_run": round(sum(timed) / len(timed), 1)} \
+        if timed else None
     return {"experiment": experiment, "runs_read": read, "runs_kept": sum(len(c.runs) for c in cells),
+            "runs_wall_time": wall,
             "conventions": {"level": iv.LEVEL, "tost_level": TOST_LEVEL, "accuracy_margin": ACCURACY_MARGIN,
                             "verdict_margin": VERDICT_MARGIN, "fixed_before_step": FIXED_BEFORE,
                             "matched_seeds_max": seeds, "smallest_detectable_flip": flip},
@@ -120,13 +128,13 @@ def study_record(experiment: str, cells: list[Cell], pooled: dict[str, Pooled], 
 def study_numbers(study_json: dict[str, Any]) -> dict[str, str]:
     """Named, formatted numbers for the prose: `<condition>/<arm>/<name>` for every cell's `text` entry
     (acc, acc_diff, acc_tost, verdicts, verdict_diff, verdict_tost, time, decay, pairing, max_loss, ...),
-    `pooled/<regularizer|remedy>/<rescues|harms>`, `fixed_early/all`, `fixed_early/regularizer_failing`,
+    `pooled/<regularizer|remedy>/<rescues|harms|left_out>`, `fixed_early/all`, `fixed_early/regularizer_failing`,
     `margin/accuracy`, `margin/verdict`, `smallest_detectable_flip`."""
     out: dict[str, str] = {}
     for cell in study_json["cells"]:
         for name, text in cell["text"].items():
             out[f"{cell['condition']}/{cell['arm']}/{name}"] = text
-    for group, rec in study_json["pooled"].items():
+    for group, rec in study_json["pooled"].items():  # rate texts with what was left out
         for name, text in rec["text"].items():
             out[f"pooled/{group}/{name}"] = text
     fixed, conv = study_json["fixed_early"], study_json["conventions"]

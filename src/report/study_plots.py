@@ -4,8 +4,9 @@
   Dropout), the dose actually run on the x axis: for L2 and Elastic Net the cumulative decay 2ηλT/(1−β)
   of the cell's runs (`doses.py`; λ where the decay is not comparable, e.g. penalty with Adam), for L1 λ,
   all on a log scale with `none` drawn at a tenth of the smallest dose; dropout's p linear, `none` at
-  p = 0; one line per condition; top row final test accuracy (mean, 95% logit interval: inside [0, 1]),
-  bottom row the fraction of seeds whose verdict is not `healthy` (Wilson interval);
+  p = 0; one line per condition (and per condition and rescue for `<rescue>+<arm>` arms, whose reference is
+  the rescue alone); top row final test accuracy (mean, 95% logit interval: inside [0, 1]), bottom row the
+  fraction of seeds that failed, i.e. had an event verdict (Wilson interval);
 - `verdict_heatmap`: conditions x arms, each cell a bar of the time its seeds spent in each health state
   (mean fraction of judged steps, `health/frac_<state>`), labelled with the most frequent verdict's count
   over the seeds (`3/3`) and `<30` where every seed's verdict was fixed before step 30; grey where the arm
@@ -25,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from src.report import intervals as iv  # noqa: E402
 from src.report.states import FIXED_BEFORE  # noqa: E402
 from src.report.study import FAMILIES, HEALTHY, Cell, arm_family, arm_order  # noqa: E402
+from src.report.study_arms import split_arm  # noqa: E402
 from src.report.study_read import STATES  # noqa: E402
 
 VERDICT_COLOURS = {HEALTHY: "#4daf4a", "stalled": "#ffb000", "vanishing": "#377eb8", "exploding": "#e41a1c",
@@ -36,9 +38,15 @@ OTHER_COLOUR, ABSENT_COLOUR = "#999999", "#eeeeee"
 
 def _errorbar(ax: plt.Axes, xs: list[float], ints: list[iv.Interval], label: str) -> None:
     ys = [i.estimate for i in ints]
-    lo = [i.estimate - (i.lo if i.lo is not None else i.estimate) for i in ints]
-    hi = [(i.hi if i.hi is not None else i.estimate) - i.estimate for i in ints]
+    # a logit interval is of the mean logit: a skewed sample's arithmetic mean may lie just outside it
+    lo = [max(0.0, i.estimate - (i.lo if i.lo is not None else i.estimate)) for i in ints]
+    hi = [max(0.0, (i.hi if i.hi is not None else i.estimate) - i.estimate) for i in ints]
     ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", ms=3, capsize=2, lw=1, label=label)
+
+
+def failed(cell: Cell) -> int:
+    """Seeds with an event verdict (not healthy, not inconclusive)."""
+    return sum(n for kind, n in cell.verdicts.items() if kind not in (HEALTHY, "inconclusive"))
 
 
 def dose(cell: Cell) -> float | None:
@@ -54,12 +62,17 @@ def dose(cell: Cell) -> float | None:
 def dose_response(cells: list[Cell], path: Path) -> bool:
     """The dose-response figure; False (nothing written) when no condition has a dosed arm."""
     by_condition: dict[str, dict[str, Cell]] = {}
-    for c in cells:
-        by_condition.setdefault(c.condition, {})[c.arm] = c
+    for c in cells:  # a line per condition, and per condition and rescue for the arms on top of a rescue
+        rescue = split_arm(c.arm)[0]
+        line = by_condition.setdefault(c.condition if rescue is None else f"{c.condition} on {rescue}", {})
+        line[c.arm] = c
+        if rescue is not None and (c.condition, rescue) in {(x.condition, x.arm) for x in cells}:
+            line["none"] = next(x for x in cells if (x.condition, x.arm) == (c.condition, rescue))
     families = [f for f in FAMILIES if any(arm_family(c.arm)[0] == f for c in cells)]
     if not families:
         return False
-    fig, axes = plt.subplots(2, len(families), figsize=(3.4 * len(families), 6.2), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(2, len(families), figsize=(max(5.0, 3.6 * len(families)), 6.6), squeeze=False,
+                             sharey="row")
     for col, family in enumerate(families):
         top, bottom = axes[0][col], axes[1][col]
         doses = [d for c in cells if arm_family(c.arm)[0] == family and (d := dose(c)) is not None and d > 0]
@@ -79,7 +92,7 @@ def dose_response(cells: list[Cell], path: Path) -> bool:
             acc = [(x, i) for x, i in acc if i is not None]
             if acc:
                 _errorbar(top, [x for x, _ in acc], [i for _, i in acc], condition)
-            bad = [(x, iv.wilson(c.unhealthy, sum(c.verdicts.values()))) for x, c in dosed]
+            bad = [(x, iv.wilson(failed(c), c.judged)) for x, c in dosed]
             bad = [(x, i) for x, i in bad if i is not None]
             if bad:
                 _errorbar(bottom, [x for x, _ in bad], [i for _, i in bad], condition)
@@ -88,13 +101,13 @@ def dose_response(cells: list[Cell], path: Path) -> bool:
                 ax.set_xscale("log")
             ax.grid(alpha=0.3)
         top.set_title(FAMILIES[family], fontsize=9)
-        x_label = {"dropout": "dropout p (none at 0)", "l1": "λ (none at a tenth of the smallest)"}.get(
-            family, "cumulative decay 2ηλT/(1−β) (none at a tenth of the smallest)")
-        bottom.set_xlabel(x_label, fontsize=8)
-    axes[0][0].set_ylabel("final test accuracy (95% logit)")
-    axes[1][0].set_ylabel("fraction of seeds not healthy (95% Wilson)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=7)
+        x_label = {"dropout": "dropout p\n(reference at 0)", "l1": "λ\n(reference at a tenth of the smallest)"}.get(
+            family, "cumulative decay 2ηλT/(1−β)\n(reference at a tenth of the smallest)")
+        bottom.set_xlabel(x_label, fontsize=7)
+    axes[0][0].set_ylabel("final test accuracy\n(95% logit)", fontsize=8)
+    axes[1][0].set_ylabel("fraction of seeds failed\n(event verdict, 95% Wilson)", fontsize=8)
+    legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, max(1, len(legend))), fontsize=7)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -107,7 +120,7 @@ def verdict_heatmap(cells: list[Cell], path: Path) -> bool:
         return False
     conditions = sorted({c.condition for c in cells})
     arms = sorted({c.arm for c in cells}, key=arm_order)
-    fig, ax = plt.subplots(figsize=(0.75 * len(arms) + 3.0, 0.5 * len(conditions) + 2.0))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(arms) + 3.0), 0.5 * len(conditions) + 2.4))
     ax.add_patch(Rectangle((-0.5, -0.5), len(arms), len(conditions), color=ABSENT_COLOUR, zorder=0))
     used: set[str] = set()
     for c in cells:
@@ -132,9 +145,9 @@ def verdict_heatmap(cells: list[Cell], path: Path) -> bool:
     order = [*STATES, *sorted(used - set(STATES))]
     ax.legend(handles=[Patch(color=VERDICT_COLOURS.get(k, OTHER_COLOUR), label=k) for k in order if k in used],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, title="time in state", title_fontsize=7)
-    ax.set_title("time in each health state per condition x arm (mean fraction of judged steps over seeds);\n"
-                 f"label: most frequent verdict, its count of seeds, <{FIXED_BEFORE}: every seed's verdict fixed "
-                 f"before step {FIXED_BEFORE}", fontsize=8)
+    ax.set_title("time in each health state per condition x arm\n(mean fraction of judged steps over seeds); label: "
+                 f"most frequent verdict,\nits count of seeds, <{FIXED_BEFORE}: every seed's verdict fixed before step "
+                 f"{FIXED_BEFORE}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

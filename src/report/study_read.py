@@ -130,6 +130,23 @@ def latest_per_seed(runs: list[StudyRun]) -> list[StudyRun]:
     return list(kept.values())
 
 
+def runs_from_study_json(data: dict[str, Any]) -> list[StudyRun]:
+    """The runs of a saved `study.json` (either edition: its cells' per-seed `values`), for re-analysis without
+    the MLflow store. The first edition saved no params, steps or time in states: those stay empty (no dose,
+    no timeline), and say so in the report ("—")."""
+    runs = []
+    for cell in data["cells"]:
+        for i, (seed, v) in enumerate(cell["values"].items()):
+            ids = cell.get("run_ids") or []
+            step = v.get(FIRST_EVENT)
+            runs.append(StudyRun(ids[i] if i < len(ids) else f"{cell['condition']}/{cell['arm']}/{seed}",
+                                 cell["condition"], cell["arm"], str(seed), 0, v.get("verdict"),
+                                 None if step is None else int(step), {m.key: v.get(m.key) for m in MEASURES},
+                                 states=v.get("states") or {}, final_state=v.get("final_state"),
+                                 recovered=v.get("recovered"), steps=v.get("steps"), params=v.get("params") or {}))
+    return runs
+
+
 def study_runs(mlflow_client: Any, experiment: str) -> list[StudyRun]:
     """Every finished or running job of the study's MLflow experiment, as study records."""
     exp = mlflow_client.get_experiment_by_name(experiment)
