@@ -44,6 +44,7 @@ AREAS: dict[str, tuple[str, ...]] = {  # slow test file -> path prefixes whose c
     "tests/test_run_names.py": ("src/tracking/", "conf/"),
     "tests/test_sigterm_resume.py": (*RUNS, "src/monitor/state.py"),
     "tests/test_slurm_sweep.py": (*RUNS, "tests/slurm_cluster.py", ".ci/install_slurm.sh"),
+    "tests/test_store_faults.py": (*RUNS, "src/background.py"),
     "tests/test_study_blocks.py": ("src/monitor/", "src/models/", "src/training/", "src/report/", "conf/experiment/",
                                    "conf/study/", "scripts/study.py"),
     "tests/test_study_report.py": ("src/report/", "scripts/report.py", "src/monitor/", "conf/study/"),

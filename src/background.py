@@ -13,7 +13,8 @@ writes in order, so the training thread never waits for the store:
 - `drain()` sends everything queued and waits (at the end of training, and on an exception, so a
   failing run still has everything it measured); an error in a write is raised by the next `drain()`,
   and `lost_rows` counts the metric rows it kept from the store (each send is one `log_batch`, which
-  retries while sqlite is locked: `src/tracking/client.py`);
+  retries while sqlite is locked: `src/tracking/client.py`); those rows are kept in `unsent`, and `failure`
+  tells the training thread at once, without waiting (`src/lifecycle/store_write_stop.py` stops there);
 - the queue is bounded (`max_pending` submissions): a store that stalls (a paused writer holding its
   lock, a full disk) makes `submit` wait instead of filling memory.
 
@@ -58,7 +59,7 @@ class BackgroundWriter:
                  max_pending: int = 256, name: str = "gradreg-health-writer") -> None:
         self.sink, self.writer, self.rows_interval_s = sink, writer, rows_interval_s
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
-        self.lost_rows = 0  # metric rows a failed send kept from the store
+        self.unsent: list[tuple[str, float, int]] = []  # metric rows a failed send kept from the store, in order
         self._errors: list[BaseException] = []
         self._rows: list[tuple[str, float, int]] = []
         self._tags: dict[str, str] = {}
@@ -66,6 +67,17 @@ class BackgroundWriter:
         self._sent_at = 0.0
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def lost_rows(self) -> int:
+        """How many metric rows failed sends kept from the store (they are in `unsent`)."""
+        return len(self.unsent)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The first error a write had and no `drain()` has raised yet; None while every write succeeded. Read
+        without waiting, so the training thread can stop at its next step once the store refuses writes."""
+        return self._errors[0] if self._errors else None
 
     def submit(self, output: FlushOutput) -> None:
         self._queue.put(output)
@@ -76,7 +88,7 @@ class BackgroundWriter:
             try:
                 self.sink.log_rows(rows, tags or None)
             except BaseException:
-                self.lost_rows += len(rows)
+                self.unsent += rows
                 raise
         if self._jsonl is not None:
             text, self._jsonl = self._jsonl, None

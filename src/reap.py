@@ -51,7 +51,7 @@ def reap_store(args: argparse.Namespace) -> int:
 
     _, env_lost_after_s, _ = liveness_settings()  # checked even when --lost-after-s overrides it
     uri = args.tracking_uri or tracking_uri()
-    ensure_reachable(uri)
+    ensure_reachable(uri, writes=not args.dry_run)  # a store locked by another process: a bounded wait, one line
     lost = reap(client(uri), args.lost_after_s or env_lost_after_s, dry_run=args.dry_run)
     verb = "would close" if args.dry_run else "closed"
     print(f"Reaper: {verb} {len(lost)} lost run(s) in {redact_uri(uri)}")

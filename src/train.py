@@ -35,6 +35,11 @@ def checked_config(cfg: DictConfig) -> DictConfig:
     cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
     validate(cfg)  # before any run exists
     check_accelerator(cfg)  # trainer=gpu on a machine without one: refused here, not after an empty run
+    if not is_relaunched_rank():
+        from src.tracking.client import client
+        from src.tracking.run_home import ensure_run_home
+
+        ensure_run_home(client(), cfg)  # a deleted experiment or run, a read-only artifact root: before any run
     return cfg
 
 

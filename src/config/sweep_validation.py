@@ -32,6 +32,7 @@ class SweepValidation(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         validate_sweep(config)
+        check_sweep_store(config)
 
 
 class SweepRefused(SystemExit):
@@ -108,6 +109,30 @@ def refusal(failures: list[tuple[int, list[str], list[str]]], jobs: int) -> str:
     if len(failures) > MAX_SHOWN:
         lines.append(f"  ... and {len(failures) - MAX_SHOWN} more jobs")
     return "\n".join(lines)
+
+
+def check_sweep_store(config: DictConfig) -> None:
+    """The store every job would write to, checked once here: unreachable, not MLflow, broken, full, locked, a
+    deleted experiment, a read-only artifact root (`src/tracking/reachability.py`, `src/tracking/run_home.py`).
+
+    Raises:
+        SweepRefused: (exit status 2) after printing the store's one line, before any job or run exists.
+    """
+    from src.settings import UserError
+    from src.settings.environment import check_environment
+    from src.tracking.client import client
+    from src.tracking.reachability import ensure_reachable
+    from src.tracking.run_home import ensure_run_home
+    from src.tracking.store import tracking_uri
+
+    try:
+        check_environment()
+        uri = tracking_uri()
+        ensure_reachable(uri)
+        ensure_run_home(client(uri), config)
+    except UserError as err:
+        print(f"Sweep refused (no job was launched): {err}", file=sys.stderr)
+        raise SweepRefused from None
 
 
 def validate_sweep(config: DictConfig) -> int:

@@ -34,6 +34,24 @@ NOISE_LOG_LINES: dict[str, tuple[str, ...]] = {
 }
 
 
+# logger name -> message prefixes of ERROR records (with a traceback) for an error the library raises to its
+# caller as well: the project's code says what it means in one line (a full or locked store: store_write_stop.py)
+RERAISED_ERRORS: dict[str, tuple[str, ...]] = {
+    "mlflow.store.db.utils": ("SQLAlchemy database error. The following exception is caught.",),
+}
+
+
+class DropRaised(logging.Filter):
+    """Drops a logger's records whose message starts with one of `prefixes` (errors raised to the caller too)."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
 class DropPrefixes(logging.Filter):
     """Drops a logger's INFO records whose message starts with one of `prefixes`."""
 
@@ -60,3 +78,7 @@ def quiet() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropPrefixes) for f in logger.filters):
             logger.addFilter(DropPrefixes(prefixes))
+    for name, prefixes in RERAISED_ERRORS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropRaised) for f in logger.filters):
+            logger.addFilter(DropRaised(prefixes))

@@ -37,7 +37,8 @@ class JobStopped(RuntimeError):
 
 
 class DiskFull(RuntimeError):
-    """Raised by the run context once the run is closed FAILED after a full disk; the message is one line."""
+    """Raised by the run context once the run is closed FAILED after a full disk, or after the store refused its
+    writes (closed, or left for the reaper: the message says which); the message is one line, exit status 1."""
 
 
 def disk_full_error(exc: BaseException | None) -> BaseException | None:
@@ -95,7 +96,7 @@ def exit_for(exc: BaseException) -> BaseException | None:
     from src.lifecycle.signals import exit_code_if_interrupted
 
     code = exit_code_if_interrupted(exc)
-    full = disk_full_error(exc) if code is None else None
+    full = (exc if isinstance(exc, DiskFull) else disk_full_error(exc)) if code is None else None
     if code is None and full is None:
         return None
     if full is not None:

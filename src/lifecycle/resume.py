@@ -119,6 +119,7 @@ def get_run_or_none(mlflow_client, run_id: str) -> Any:  # noqa: ANN001
 
 def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
     """Where training starts from and which run it continues, from `resume` / `ckpt_path`."""
+    from src.tracking.deleted import refuse_deleted_run
     from src.tracking.redaction import redact_uri
 
     if cfg.get("resume"):
@@ -127,6 +128,7 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         if run is None:
             store = redact_uri(mlflow_client.tracking_uri)
             raise ResumeError(f"resume={run_id!r}: no such run in the MLflow store {store}")
+        refuse_deleted_run(run, f"resume={run_id!r}", mlflow_client.tracking_uri)
         refuse_live_run(run, cfg)
         folder = run.data.tags.get(CHECKPOINT_DIR_TAG)
         if not folder:
@@ -141,7 +143,9 @@ def plan_resume(cfg: DictConfig, mlflow_client) -> ResumePlan:  # noqa: ANN001
         ckpt = str(Path(cfg.ckpt_path).absolute())
         loaded = readable_checkpoint(ckpt, f"ckpt_path={ckpt!r}")
         run_id = checkpoint_run_id(loaded)
-        if run_id and get_run_or_none(mlflow_client, run_id) is not None:
+        run = get_run_or_none(mlflow_client, run_id) if run_id else None
+        if run is not None:
+            refuse_deleted_run(run, f"ckpt_path={ckpt!r}", mlflow_client.tracking_uri)
             return ResumePlan(ckpt_path=ckpt, run_id=run_id, nothing_to_train=nothing_to_train(cfg.trainer, loaded))
         if not is_relaunched_rank():  # every DDP rank plans the same; one says it
             log.info("ckpt_path=%s: its run %s is not in this store; training resumes in a new run", ckpt,

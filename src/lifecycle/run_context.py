@@ -26,6 +26,7 @@ class Run:
     run_id: str
     owner: bool  # False in a DDP rank Lightning re-launched: it attaches to rank 0's run and records nothing
     outcome: Literal["completed", "diverged"] = "completed"  # what the run's status will say if the body returns
+    store_stop: Any = None  # the `StoreWriteStop` callback (src/lifecycle/store_write_stop.py), for the closing line
 
 
 @contextmanager
@@ -49,8 +50,10 @@ def tracked_run(
         return
     from src.lifecycle.exits import DiskFull, disk_full_error, disk_full_line
     from src.lifecycle.signals import stop_on_signals
+    from src.lifecycle.store_write_stop import stopped_line, store_refused
     from src.tracking.liveness import Heartbeat, process_tags
     from src.tracking.reaper import liveness_settings
+    from src.tracking.redaction import redact_uri
 
     heartbeat_s, _, _ = liveness_settings()
     with stop_on_signals():
@@ -65,7 +68,10 @@ def tracked_run(
             yield state
         except BaseException as exc:
             heartbeat.stop()
-            close_after(mlflow_client, run_id, exc)
+            closed = close_or_leave(mlflow_client, run_id, exc)
+            if not closed or store_refused(exc):  # the store's own fault: one line, the run's state told truly
+                store = redact_uri(mlflow_client.tracking_uri)
+                raise DiskFull(stopped_line(exc, run_id, store, closed, state.store_stop)) from exc
             full = disk_full_error(exc)
             if full is not None:
                 raise DiskFull(disk_full_line(full, run_id, written_places(mlflow_client, run_id))) from exc
@@ -86,6 +92,16 @@ def written_places(mlflow_client: Any, run_id: str) -> list[str]:
     except Exception:  # noqa: BLE001 - only used to word a message
         return []
     return [p for p in (run.info.artifact_uri, run.data.tags.get("checkpoint_dir")) if p]
+
+
+def close_or_leave(mlflow_client: Any, run_id: str, exc: BaseException) -> bool:
+    """`close_after`; False when the store refused the closing write (the run stays RUNNING for the reaper)."""
+    try:
+        close_after(mlflow_client, run_id, exc)
+    except Exception as err:  # noqa: BLE001 - said in the job's one line (store_write_stop.stopped_line)
+        log.debug("Run %s could not be closed: %s: %s", run_id, type(err).__name__, err)
+        return False
+    return True
 
 
 def close_after(mlflow_client: Any, run_id: str, exc: BaseException) -> None:

@@ -12,8 +12,9 @@ the object, not by comments beside its calls:
    fails before any run exists.
 3. `model_fits(module)`: a checkpoint whose weights do not fit the module fails here, the run untouched.
 4. `tracked_run()`: open the run, or reopen the one resumed (`src/lifecycle/run_context.py`).
-5. `callbacks(run, callbacks)`: add the lifecycle callbacks (graceful stop, the run id in every
-   checkpoint, atomic saves, the data set as the run's input) and tag the run with its checkpoint
+5. `callbacks(run, callbacks)`: add the lifecycle callbacks (graceful stop, the stop on a store that refuses
+   writes, the run id in every checkpoint, atomic saves, the data set as the run's input), write the metric
+   rows a refusing store left beside the checkpoint (`src/lifecycle/unsent_rows.py`) and tag the run with its checkpoint
    folder (how `resume=<run_id>` finds `last.ckpt`) and what it leaves out.
 
 Example (what `src/train.py` does)::
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -75,7 +77,13 @@ class JobStart:
 
     @property
     def nothing_to_train(self) -> str | None:
-        """Why this resume would train no step (then nothing is opened and the run stays as it is), or None."""
+        """Why this resume would train no step (then nothing is opened and the run stays as it is), or None.
+        None too when a store that refused writes left rows beside the checkpoint: the run is reopened to write
+        them (`src/lifecycle/unsent_rows.py`), and ends as trained."""
+        from src.lifecycle.unsent_rows import has_unsent
+
+        if self.resume.ckpt_path and has_unsent(Path(self.resume.ckpt_path).parent):
+            return None
         return self.resume.nothing_to_train
 
     @property
@@ -130,6 +138,8 @@ class JobStart:
             use_checkpoint_folder,
         )
         from src.lifecycle.skip_resume import record_skip
+        from src.lifecycle.store_write_stop import StoreWriteStop
+        from src.lifecycle.unsent_rows import replay_unsent
         from src.tracking.datasets import LogDatasetInputs
 
         self._advance("callbacks")
@@ -140,7 +150,9 @@ class JobStart:
         use_checkpoint_folder(callbacks, folder)
         if run.owner:
             remove_partial_files(folder)
+            replay_unsent(run.client, run.run_id, folder)  # rows a full or locked store refused last time
         record_checkpoint_dir(run, folder, self.resume)
         record_skip(run, self.skip)
-        return [*callbacks, GracefulStop(folder), RunIdentity(run.run_id), AtomicCheckpoints(),
+        run.store_stop = StoreWriteStop(folder)  # a store that refuses writes: stop at the next step, keep the rows
+        return [*callbacks, GracefulStop(folder), run.store_stop, RunIdentity(run.run_id), AtomicCheckpoints(),
                 LogDatasetInputs(run.client, run.run_id)]  # the last: the Dataset column of the UI

@@ -6,7 +6,9 @@ They are not experiment settings (no param of a run), so a cluster's job setup e
 - `GRADREG_LOST_AFTER_S`: seconds of silence after which a run of another host is lost (default
   900; at least twice the heartbeat, or live runs would be closed);
 - `GRADREG_REAP`: 1 or 0 (true/false, yes/no): reap lost runs at every run and sweep start;
-- `GRADREG_TRACKING_TIMEOUT`: seconds the tracking store's reachability probe waits (default 5).
+- `GRADREG_TRACKING_TIMEOUT`: seconds the tracking store's reachability probe waits (default 5);
+- `GRADREG_STORE_WAIT_S`: seconds a start (or `python -m src.reap`) waits for a sqlite store's write lock that
+  another process holds (default 30), before it says who holds it (`src/tracking/store_lock.py`).
 
 `GRADREG_RUN_ID` is set by the program itself for the DDP ranks it re-launches, not by users.
 A bad value is a `ConfigError` naming the variable, its value and what is allowed (exit status 2),
@@ -26,6 +28,7 @@ HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S = "GRADREG_HEARTBEAT_S", 60.0
 LOST_AFTER_ENV, DEFAULT_LOST_AFTER_S = "GRADREG_LOST_AFTER_S", 900.0
 REAP_ENV = "GRADREG_REAP"
 TIMEOUT_ENV, DEFAULT_TIMEOUT_S = "GRADREG_TRACKING_TIMEOUT", 5.0
+STORE_WAIT_ENV, DEFAULT_STORE_WAIT_S = "GRADREG_STORE_WAIT_S", 30.0
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -70,10 +73,14 @@ def tracking_timeout(environ: Mapping[str, str] | None = None) -> float:
     return env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, environ)
 
 
+def store_wait(environ: Mapping[str, str] | None = None) -> float:
+    return env_seconds(STORE_WAIT_ENV, DEFAULT_STORE_WAIT_S, environ)
+
+
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
     """Every `GRADREG_*` operating setting checked; one ConfigError listing each bad one."""
     problems = []
-    for check in (liveness_settings, tracking_timeout):
+    for check in (liveness_settings, tracking_timeout, store_wait):
         try:
             check(environ)
         except ConfigError as err:

@@ -50,9 +50,10 @@ class RunLogger(Logger):
         self._run_id = run_id
         self.rows_interval_s = rows_interval_s  # at most this long between two sends (the UI lags by as much)
         self._writer: Any = None  # the background writer, started at the first metrics
+        self._unsent: list[tuple[str, float, int]] = []  # rows a closed writer could not send (`take_unsent`)
 
     def __getstate__(self) -> dict[str, Any]:  # a copy (a spawned process) starts its own writer
-        return {**self.__dict__, "_writer": None}
+        return {**self.__dict__, "_writer": None, "_unsent": []}
 
     @property
     def name(self) -> str:
@@ -102,10 +103,34 @@ class RunLogger(Logger):
         try:
             writer.close()
         except Exception as exc:
+            self._unsent += writer.unsent
             if status == "success":
                 raise
             log.error("%d metric rows were not written to run %s (%s): %r", writer.lost_rows, self._run_id,
                       status, exc)
+
+    @property
+    def store_failure(self) -> BaseException | None:
+        """The error of a metric write the store refused (a full disk, a lock held too long), or None; read
+        without waiting for the writer."""
+        return self._writer.failure if self._writer is not None else None
+
+    @property
+    def unsent_rows(self) -> int:
+        """Rows a closed writer could not send that nobody took yet (`take_unsent`)."""
+        return len(self._unsent)
+
+    def take_unsent(self) -> list[tuple[str, float, int]]:
+        """Close the writer (sending what it can) and hand over, in order, the (key, value, step) rows the store
+        did not take; they are then this caller's to keep (`src/lifecycle/unsent_rows.py`)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the failed rows are in writer.unsent, handed over below
+                self._unsent += writer.unsent
+        rows, self._unsent = self._unsent, []
+        return rows
 
     # the monitor's `RunSink` interface (src/monitor/sink.py): many steps at once, tags, files
     @rank_zero_only

@@ -1,7 +1,10 @@
 """Fail fast when the tracking store cannot be used, before any data is loaded or any step trained.
 
 MLflow's HTTP client retries a silent server for minutes by default; one short request here
-answers the question in seconds and names the URI (credentials stripped) in the message.
+answers the question in seconds and names the URI (credentials stripped) in the message. A server
+that answers must answer as MLflow (`server_identity.py`). A sqlite store must be writable, an MLflow
+database (`store_file.py`), have room (`store_space.py`) and not be held locked by another process
+longer than `GRADREG_STORE_WAIT_S` (`store_lock.py`). Each refusal is one line (a `UserError`, exit 2).
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ def without_userinfo(uri: str) -> str:
 
 
 def probe_http(uri: str, timeout: float) -> None:
-    """Any HTTP answer (even 401 or 404) proves a server is there; silence or refusal does not."""
+    """Any HTTP answer (even 401 or 404) proves a server is there, silence or refusal does not; then the
+    server must answer as MLflow (`server_identity.py`)."""
     url = without_userinfo(uri).rstrip("/") + "/health"
     start = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's own tracking URI
-            return
+            pass
     except urllib.error.HTTPError:
-        return
+        pass  # an answer: whether it is MLflow's is asked below
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
         raise TrackingUnavailable(
@@ -53,9 +57,12 @@ def probe_http(uri: str, timeout: float) -> None:
             f"{time.monotonic() - start:.1f} s, limit {timeout:g} s via {TIMEOUT_ENV}). Start the server, fix "
             "MLFLOW_TRACKING_URI, or unset it to use the project's local sqlite store. Nothing was trained."
         ) from None
+    from src.tracking.server_identity import ensure_mlflow_server
+
+    ensure_mlflow_server(without_userinfo(uri), uri, timeout)
 
 
-def probe_sqlite(uri: str) -> None:
+def probe_sqlite(uri: str, writes: bool = True) -> None:
     db = Path(uri.removeprefix("sqlite:///")).expanduser().absolute()
     folder = db.parent
     while not folder.exists() and folder != folder.parent:
@@ -70,11 +77,22 @@ def probe_sqlite(uri: str) -> None:
             f"{'file' if blocker == db else 'folder'}). "
             "Fix MLFLOW_TRACKING_URI or unset it to use the project's local sqlite store. Nothing was trained."
         )
+    from src.tracking.store_file import ensure_mlflow_file
+    from src.tracking.store_lock import wait_for_write_lock
+    from src.tracking.store_space import ensure_store_space
+
+    shown = redact_uri(uri)
+    ensure_mlflow_file(db, shown)
+    ensure_store_space(db, shown)
+    if writes:
+        wait_for_write_lock(db, shown)
 
 
-def ensure_reachable(uri: str, timeout: float | None = None) -> None:
-    """Raise TrackingUnavailable, naming the URI without credentials, when the store cannot be used."""
+def ensure_reachable(uri: str, timeout: float | None = None, writes: bool = True) -> None:
+    """Raise a UserError (TrackingUnavailable, or the store check's own), naming the URI without credentials,
+    when the store cannot be used; `writes=False` (a read-only look, `python -m src.reap --dry-run`) does not wait
+    for a sqlite store's write lock."""
     if uri.startswith(("http://", "https://")):
         probe_http(uri, probe_timeout() if timeout is None else timeout)
     elif uri.startswith("sqlite:///"):
-        probe_sqlite(uri)
+        probe_sqlite(uri, writes)

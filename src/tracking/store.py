@@ -116,7 +116,10 @@ def ui_command(uri: str | None = None) -> str:
 def get_or_create_experiment(mlflow_client, name: str) -> str:  # noqa: ANN001
     """Experiment id by name; created with artifacts beside a sqlite store when new. New and existing
     experiments are tagged for the UI's model-training view (`src/tracking/ui_links.py`)."""
+    from src.tracking.deleted import refuse_deleted_experiment
+
     exp = mlflow_client.get_experiment_by_name(name)
+    refuse_deleted_experiment(exp, "logger.experiment_name", mlflow_client.tracking_uri)  # never a run in the bin
     if exp is not None:
         mark_training_view(mlflow_client, exp)
         return exp.experiment_id
