@@ -1,9 +1,9 @@
 """Sweeps on a real SLURM cluster (tests/slurm_cluster.py: munge, slurmctld and slurmd for one node on
 127.0.0.1): a 2-job sweep through `hydra/launcher=slurm` (submitit); a job stopped by
 `scancel --signal=TERM`, then requeued; a job preempted by a higher-tier one; a job requeued by submitit
-itself (USR2). What the lifecycle does not do yet (a requeued job continuing its own run) is xfail, with
-the reason. Slow (one to three minutes each); skipped, saying why, where SLURM is not installed
-(`.ci/install_slurm.sh` installs it) or the tests do not run as root."""
+itself (USR2). A requeued job continues its own MLflow run from its last.ckpt (src/lifecycle/requeue.py).
+Slow (one to three minutes each); skipped, saying why, where SLURM is not installed (`.ci/install_slurm.sh`
+installs it) or the tests do not run as root."""
 
 from __future__ import annotations
 
@@ -187,10 +187,6 @@ def test_scancel_term_ends_the_job_killed_with_a_checkpoint_of_every_logged_step
 
 
 @pytest.mark.slow  # the signalled job requeued and run again on the SLURM cluster: about a minute
-@pytest.mark.xfail(strict=True, reason=(
-    "a requeued job reruns submitit's original pickle: it opens a new MLflow run (`<name>-j0`) and trains "
-    "from step 0 while the interrupted run stays KILLED; the job needs to find its own run (tag slurm_job_id) and "
-    "continue it from its last.ckpt (see docs/operations.md, 'SLURM: preemption and requeue')"))
 def test_requeued_job_continues_the_same_run_to_finished(cluster, terminated_job) -> None:
     job_id = terminated_job["job_id"]
     cluster.run("scontrol", "requeue", job_id)
@@ -225,13 +221,8 @@ def release_requeued(cluster: SlurmCluster, job_id: str, timeout: float = 60) ->
     raise AssertionError(f"job {job_id} was not requeued: {cluster.job_fields(job_id)}")
 
 
-@pytest.mark.slow  # a sweep on the SLURM cluster preempted by another job: about a minute
-@pytest.mark.xfail(strict=False, reason=(
-    "SLURM's preemption sends SIGTERM to the job's task twice within milliseconds (slurmstepd cancelling the "
-    "step, then srun forcing its end); when Python's handler runs for each, the lifecycle takes the second as "
-    "'stop now' and the run ends KILLED/interrupted without a last.ckpt of the steps since the last validation "
-    "(when the two arrive while a step runs in C, the kernel merges them into one and the stop is graceful)"))
-def test_preemption_by_a_higher_tier_job_keeps_a_checkpoint_of_every_logged_step(cluster, tmp_path: Path) -> None:
+@pytest.mark.slow  # a sweep on the SLURM cluster preempted by another job, then requeued: 2-3 minutes
+def test_preempted_job_keeps_a_checkpoint_of_every_step_and_its_requeue_continues_the_run(cluster, tmp_path) -> None:  # noqa: ANN001
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     proc = launch(cluster, tmp_path, uri, *LONG_JOB, f"trainer.max_steps={MAX_STEPS}", "seed=0")
     job_id = ""
@@ -252,18 +243,25 @@ def test_preemption_by_a_higher_tier_job_keeps_a_checkpoint_of_every_logged_step
         assert job["Restarts"] == "1", "SLURM requeued the preempted job"
         assert (run.info.status, run.data.tags["outcome"]) == ("KILLED", "interrupted")
         assert saved == len(steps), "the checkpoint holds exactly the steps the run logged"
+        release_requeued(cluster, job_id)
+        wait_for_queue_to_drain(cluster)
+        parent, children = sweep_runs(client)
+        job = cluster.job_fields(job_id)
+        for child in children:
+            print(f"after the requeue: {job_and_run_line(job_id, job, client, child)}")
+        print(f"parent {parent.info.status} ({parent.data.tags['sweep_outcomes']})")
+        assert [r.info.run_id for r in children] == [run.info.run_id], "the requeued job continues its run"
+        assert (children[0].info.status, children[0].data.tags["outcome"]) == ("FINISHED", "completed")
+        assert loss_steps(client, run.info.run_id) == list(range(MAX_STEPS)), "every step logged once"
+        assert (parent.info.status, parent.data.tags["sweep_outcomes"]) == ("FINISHED", "completed=1")
     finally:
         proc.kill()
-        if job_id:  # the requeued attempt would train a new run: not part of this test
+        if job_id and cluster.queue():
             cluster.run("scancel", job_id, check=False)
         wait_for_queue_to_drain(cluster)
 
 
 @pytest.mark.slow  # a sweep on the SLURM cluster, its job requeued by submitit and run again: 2-3 minutes
-@pytest.mark.xfail(strict=True, reason=(
-    "submitit's own requeue (USR2, as signal_delay_s before the time limit) calls scontrol requeue and sys.exit "
-    "inside the training step: the run ends KILLED without last.ckpt, the stopped job's result reaches the "
-    "launcher (which stops waiting, exit 1), and the requeued attempt opens a new run from step 0"))
 def test_submitit_requeue_on_usr2_continues_the_same_run_to_finished(cluster, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     proc = launch(cluster, tmp_path, uri, *LONG_JOB, f"trainer.max_steps={MAX_STEPS}", "seed=0",
