@@ -64,7 +64,7 @@ def launch(cluster: SlurmCluster, tmp: Path, uri: str, *overrides: str) -> subpr
                             stderr=subprocess.STDOUT, text=True)
 
 
-def finish(proc: subprocess.Popen, tmp: Path, timeout: float = 400) -> int:
+def finish(proc: subprocess.Popen, tmp: Path, timeout: float = 1200) -> int:
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,7 +77,7 @@ def log_tail(tmp: Path, n: int = 3000) -> str:
     return "\n".join(line for line in lines if "sacct" not in line and "accounting storage" not in line)[-n:]
 
 
-def wait_for_queue_to_drain(cluster: SlurmCluster, timeout: float = 240) -> None:
+def wait_for_queue_to_drain(cluster: SlurmCluster, timeout: float = 900) -> None:
     """Until the controller lists no pending or running job (a job's process may outlive its result file)."""
     deadline = time.monotonic() + timeout
     while cluster.queue():
@@ -147,7 +147,7 @@ def terminated_job(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"tmp": tmp, "uri": uri, "rc": rc, "run_id": run.info.run_id, "job_id": job_id, "started": started}
 
 
-def wait_for_logged_steps(proc: subprocess.Popen, tmp: Path, uri: str, count: int, timeout: float = 300):
+def wait_for_logged_steps(proc: subprocess.Popen, tmp: Path, uri: str, count: int, timeout: float = 900):
     """The job's run once it has `count` train/loss points. The store is read only after the sweep's launcher
     wrote its sweep file: opening a new sqlite store creates its tables, and two creators would race."""
     deadline = time.monotonic() + timeout
@@ -207,7 +207,7 @@ def test_requeued_job_continues_the_same_run_to_finished(cluster, terminated_job
     assert (parent.info.status, parent.data.tags["sweep_outcomes"]) == ("FINISHED", "completed=1")
 
 
-def release_requeued(cluster: SlurmCluster, job_id: str, timeout: float = 60) -> None:
+def release_requeued(cluster: SlurmCluster, job_id: str, timeout: float = 300) -> None:
     """SLURM holds a requeued batch job back (its begin time is set ahead); start it now instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
