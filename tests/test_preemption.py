@@ -51,7 +51,7 @@ def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
 
 
-def wait_for_both_jobs(proc: subprocess.Popen, tmp: Path, uri: str, count: int = 5, timeout: float = 300) -> None:
+def wait_for_both_jobs(proc: subprocess.Popen, tmp: Path, uri: str, count: int = 5, timeout: float = 900) -> None:
     """Until both job runs have `count` train/loss points (the store is opened once the sweep file exists)."""
     deadline = time.monotonic() + timeout
     client = None
