@@ -84,7 +84,7 @@ def test_sigterm_to_the_process_group_of_a_sweep_then_resume_by_id(tmp_path: Pat
         wait_for_both_jobs(proc, tmp_path, uri)
         members = group_members(proc.pid)
         os.killpg(proc.pid, signal.SIGTERM)
-        rc = proc.wait(timeout=120)
+        rc = proc.wait(timeout=600)  # the jobs stop, close their runs and the launcher tallies: a minute when loaded
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
