@@ -38,7 +38,7 @@ ui: .venv/.installed  ## the MLflow UI on http://$(UI_HOST):5000 (127.0.0.1 unle
 	$(PY) scripts/ui_links.py --store $(STORE) --base-url http://$(UI_HOST):5000
 	.venv/bin/mlflow ui --backend-store-uri $(STORE) --host $(UI_HOST) --port 5000
 
-study: .venv/.installed  ## the study: every conf/experiment/study_*.yaml block on 2 cores, then docs/seed_study/study.md
+study: .venv/.installed  ## the study (second edition): every conf/experiment/study2_*.yaml block, resumable, then docs/seed_study.md
 	$(PY) scripts/study.py --jobs $(or $(JOBS),2) $(ARGS)
 
 seed-grid: .venv/.installed  ## the first study (seed_grid, 45 runs, ~12 min on 2 cores), then its report

@@ -47,6 +47,7 @@ AREAS: dict[str, tuple[str, ...]] = {  # slow test file -> path prefixes whose c
     "tests/test_slurm_sweep.py": (*RUNS, "tests/slurm_cluster.py", ".ci/install_slurm.sh"),
     "tests/test_study_blocks.py": ("src/monitor/", "src/models/", "src/training/", "src/report/", "conf/experiment/",
                                    "conf/study/", "scripts/study.py"),
+    "tests/test_study_report.py": ("src/report/", "scripts/report.py", "src/monitor/", "conf/study/"),
     "tests/test_sweep_launchers.py": (*RUNS, "scripts/report.py", "src/report/"),
     "tests/test_sweep_postgres.py": (*RUNS, "tests/servers.py"),
     "tests/test_sweep_server.py": (*RUNS, "tests/servers.py"),

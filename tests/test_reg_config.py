@@ -75,6 +75,7 @@ BAD = [
     (["reg=elasticnet", "reg.elasticnet.l1_ratio=-0.5"], "reg.elasticnet.l1_ratio=-0.5 is not allowed"),
     (["reg=dropout", "reg.dropout.p=1.0"], "reg.dropout.p=1.0 is not allowed; it must be a number in [0, 1)"),
     (["reg=dropout", "reg.dropout.p=-0.2"], "reg.dropout.p=-0.2 is not allowed; it must be a number in [0, 1)"),
+    (["reg=dropout", "reg.dropout.placement=inside"], "reg.dropout.placement='inside' is not allowed; it must be one of ['head', 'trunk', 'both']"),  # noqa: E501
     (["reg=l2", "reg.l2.mode=coupled"], "reg.l2.mode='coupled' is not allowed; it must be one of ['penalty', 'decoupled']"),  # noqa: E501
     (["reg=l1", "reg.l1.proximal=maybe"], "reg.l1.proximal='maybe' is not allowed; it must be true or false"),
     (["reg=l1", "reg.l1.strength=abc"], "reg.l1.strength='abc' is not allowed; it must be a number >= 0"),

@@ -240,6 +240,7 @@ def test_dropout_modules_in_each_model_only_when_selected(compose, model: str, c
     (lambda: L2(mode="coupled"), "reg.l2.mode='coupled' is not allowed; it must be one of ['penalty', 'decoupled']"),
     (lambda: ElasticNet(1e-4, 1.5), "reg.elasticnet.l1_ratio=1.5 is not allowed; it must be a number in [0, 1]"),
     (lambda: Dropout(p=True), "reg.dropout.p=True is not allowed; it must be a number in [0, 1)"),
+    (lambda: Dropout(placement="conv"), "reg.dropout.placement='conv' is not allowed; it must be one of ['head', "),
     (lambda: L2(strength=float("nan")), "reg.l2.strength=nan is not allowed; it must be a number >= 0"),
     (lambda: L1(lam=1), "reg.l1.lam is not a setting of L1; its settings are ['include_bias', 'include_norm', "),
 ])

@@ -81,7 +81,7 @@ def test_a_two_job_slice_runs_end_to_end(block: str, compose, tmp_path: Path, da
     assert sorted((r.condition, r.arm) for r in runs) == sorted([(block, "none"), (block, last)])
     assert all(r.verdict for r in runs) and all(r.values["test/acc"] is not None for r in runs)
     cells = build_cells(runs)
-    assert [c.arm for c in cells] == ["none", last] and "test/acc" in cells[1].vs_none
+    assert [c.arm for c in cells] == ["none", last] and cells[1].vs_reference["test/acc"].method == "paired"
     md = write_study_report(mlflow_client, "study", tmp_path / "report", "test")
     text = md.read_text()
     assert f"## `{block}`" in text and f"`{last}`" in text

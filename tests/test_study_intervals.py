@@ -66,7 +66,7 @@ def test_log_scale_summary_is_a_geometric_mean() -> None:
     assert i.estimate == pytest.approx(1e-4)
     half = T2 * 2.0 / math.sqrt(3)  # sd of (−2, −4, −6) is 2
     assert i.lo == pytest.approx(10 ** (-4 - half)) and i.hi == pytest.approx(10 ** (-4 + half))
-    assert iv.log10_values([0.0, math.nan, math.inf]) == [-30.0]  # an exact 0 counts as 1e-30
+    assert iv.log10_values([0.0, -1.0, math.nan, math.inf]) == []  # no log there, and no floor (counted apart)
 
 
 def run(arm: str, seed: int, acc: float, verdict: str, step: int | None = None, ratio: float | None = None) -> StudyRun:
@@ -85,13 +85,16 @@ def test_cells_match_the_hand_computation_and_differ_from_none() -> None:
     assert isinstance(none, Cell) and (none.arm, small.arm) == ("none", "lr_small") and len(small.runs) == 3
     assert none.summary[FIRST_EVENT].estimate == pytest.approx(100.0)
     assert none.summary[FIRST_EVENT].hi == pytest.approx(100 + T2 * 10 / math.sqrt(3), abs=1e-4)
-    acc = small.summary["test/acc"]
-    assert acc.estimate == pytest.approx(0.85) and acc.hi == pytest.approx(0.85 + T2 * 0.05 / math.sqrt(3), abs=1e-6)
-    # none's accuracies have no spread: Welch's df is n − 1 of the other side, se = 0.05/√3
-    diff = small.vs_none["test/acc"]
+    acc = small.summary["test/acc"]  # the t-interval of the logits, given back: inside [0, 1]
+    logits = [math.log(p / (1 - p)) for p in (0.8, 0.9, 0.85)]
+    hi = iv.t_interval(logits).hi
+    assert acc.estimate == pytest.approx(0.85) and acc.hi == pytest.approx(1 / (1 + math.exp(-hi)))
+    # paired by seed: differences 0.7, 0.8, 0.75 (none's accuracies have no spread), sd 0.05
+    diff = small.vs_reference["test/acc"].interval
     assert diff.estimate == pytest.approx(0.75) and diff.lo == pytest.approx(0.75 - T2 * 0.05 / math.sqrt(3), abs=1e-6)
-    ratio = small.vs_none["grad/first_last_ratio"]  # log10: −1 minus mean(−6, −4, −5) = 4 decades
+    ratio = small.vs_reference["grad/first_last_ratio"].interval  # log10: −1 minus mean(−6, −4, −5) = 4 decades
     assert ratio.estimate == pytest.approx(4.0)
     assert none.verdict_share["stalled"].lo == pytest.approx(0.4385, abs=1e-4)
-    assert small.unhealthy_vs_none.estimate == pytest.approx(-1.0)
-    assert small.summary["signal/first_last_ratio"] is None and small.vs_none["signal/first_last_ratio"] is None
+    assert small.verdict_pairs.interval.estimate == pytest.approx(-1.0) and small.verdict_pairs.only_reference == 3
+    assert small.summary["signal/first_last_ratio"] is None
+    assert small.vs_reference["signal/first_last_ratio"].interval is None

@@ -30,7 +30,8 @@ COLLECTIONS = {"reg": "regularizer", "callbacks": "callback"}  # named nodes, an
 PLAIN_GROUPS = {"logger": typed_dict_schema(Logger, "logger"), "paths": typed_dict_schema(Paths, "paths")}
 GROUPS = (*TARGET_GROUPS, *COLLECTIONS, *PLAIN_GROUPS, "hydra")
 ROOT = typed_dict_schema(Root, "the root config").declare(dict.fromkeys(GROUPS, Any))
-RESERVED = {"model": {"dropout": "the dropout regularizer sets it (reg=dropout reg.dropout.p=...)"}}
+RESERVED = {"model": {"dropout": "the dropout regularizer sets it (reg=dropout reg.dropout.p=...)",
+                      "dropout_placement": "the dropout regularizer sets it (reg=dropout reg.dropout.placement=...)"}}
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""Shared pieces for the model builders: activation swap and named initialization schemes."""
+"""Shared pieces for the model builders: activation swap, named initialization schemes, dropout placement."""
 
 from __future__ import annotations
 
@@ -11,6 +11,28 @@ REINITS = ("kaiming", "xavier", "normal")  # schemes that re-initialize every co
 INITS = ("default", *REINITS)  # LeNet-5 and the MLP: `default` keeps PyTorch's layer defaults
 Activation = Literal[tuple(sorted(ACTIVATIONS))]
 Init = Literal[INITS]
+# Where a builder puts its dropout (`reg.dropout.placement`): `head` after the hidden FC layers of the
+# classifier (the project's original placement), `trunk` inside the feature extractor (each builder's
+# docstring says where), `both` in the two places.
+DROPOUT_PLACEMENTS = ("head", "trunk", "both")
+DropoutPlacement = Literal[DROPOUT_PLACEMENTS]
+
+
+def dropout_in_head(p: float, placement: DropoutPlacement) -> bool:
+    """Whether the classifier gets dropout modules (never at p = 0: no modules at all then)."""
+    return p > 0 and placement in ("head", "both")
+
+
+def dropout_in_trunk(p: float, placement: DropoutPlacement) -> bool:
+    """Whether the feature extractor gets dropout modules (never at p = 0)."""
+    return p > 0 and placement in ("trunk", "both")
+
+
+def then_dropout2d(pool: nn.Module, p: float) -> nn.Sequential:
+    """`pool` followed by spatial dropout (Tompson et al. 2015: whole feature maps zeroed at rate `p`,
+    survivors scaled by 1/(1 − p)). Put in the pool's slot of a `Sequential`, it leaves the index, and so
+    the module name, of every conv and linear layer as it was: the monitor's layer labels do not move."""
+    return nn.Sequential(pool, nn.Dropout2d(p))
 
 
 def make_activation(name: Activation) -> nn.Module:

@@ -16,6 +16,18 @@ by √(fan·10⁻⁴) per layer (0.23 at 512 wide, 0.08 at 64), both forward and
 512-512-512 head the logits start near 10⁻⁴ and every conv gets a relative gradient ‖g‖/‖θ‖ near
 10⁻⁵: a saddle the net does not leave, while the head's ReLUs die. Without batch norm VGG-19 does
 not learn at lr 0.05 under any init tried (it needs ≈ 0.01). Measurements: `docs/models_and_data.md`.
+
+Dropout (`dropout=p`, set by `reg=dropout`), where `dropout_placement` says:
+- `head` (default): the classifier's two `nn.Dropout(p)`, after its hidden FC layers.
+- `trunk`: spatial dropout `nn.Dropout2d(p)` after each of the 5 max-pooling stages (5 modules; whole
+  feature maps zeroed, Tompson et al. 2015). After the pooling rather than after every conv: one
+  module per stage, as LeNet-5's, and a stage's 2-4 convs see undisturbed maps from one another.
+  Each sits with its pooling in that pooling's `Sequential` slot, so every conv keeps its index in
+  `features` (and the monitor its label). With batch norm, a dropped map reaches the next stage's
+  first BatchNorm, whose running variance (eval) differs from its training batch variance: the
+  "variance shift" of dropout before batch norm (Li et al. 2019). At 32x32 input the 5th stage's maps
+  are 1x1, so its dropout zeroes single features of the classifier's input.
+- `both`: the seven.
 """
 
 from __future__ import annotations
@@ -26,7 +38,17 @@ import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from src.models.common import REINITS, Activation, initialize, scaled, swap_activations
+from src.models.common import (
+    REINITS,
+    Activation,
+    DropoutPlacement,
+    dropout_in_head,
+    dropout_in_trunk,
+    initialize,
+    scaled,
+    swap_activations,
+    then_dropout2d,
+)
 from src.settings.signature import checked
 from src.settings.types import ClassCount, Fraction, PositiveFloat, PositiveInt
 
@@ -75,6 +97,7 @@ def vgg19(
     init: VggInit = "cifar",
     init_std: PositiveFloat = 0.02,
     dropout: Fraction = 0.0,
+    dropout_placement: DropoutPlacement = "head",
 ) -> VGG:
     """VGG-19 (`batch_norm=True`: `vgg19_bn`); `init`: `cifar` (default, `cifar_vgg_init`), `torchvision`
     (`torchvision_vgg_init`), or `kaiming`, `xavier`, `normal` re-initializing every conv and linear layer."""
@@ -82,6 +105,10 @@ def vgg19(
     layer_cfg = [v if v == "M" else scaled(v, width) for v in cfgs["E"]]
     features = make_layers(layer_cfg, batch_norm=batch_norm)
     features[0] = nn.Conv2d(in_channels, layer_cfg[0], kernel_size=3, padding=1)
+    if dropout_in_trunk(dropout, dropout_placement):
+        for i, m in enumerate(features):
+            if isinstance(m, nn.MaxPool2d):
+                features[i] = then_dropout2d(m, dropout)  # in the pooling's slot: conv indices unchanged
     with torch.device("meta"):  # skip allocating ImageNet's 100M-weight head when it is replaced below
         net = VGG(nn.Identity(), num_classes=num_classes, init_weights=False, dropout=dropout)
     net.features = features
@@ -103,7 +130,7 @@ def vgg19(
         )
     else:
         net.classifier = net.classifier.to_empty(device="cpu")  # torchvision's head, initialized below
-    if dropout == 0:  # no dropout selected: no dropout layers at all
+    if not dropout_in_head(dropout, dropout_placement):  # no head dropout selected: no dropout layers there
         for i, m in enumerate(net.classifier):
             if isinstance(m, nn.Dropout):
                 net.classifier[i] = nn.Identity()

@@ -17,8 +17,12 @@ Which interval, and why:
 
 Quantities spread over decades (a gradient ratio, λ_max·η/2) are summarized on log10: the interval of
 the mean log10 is taken and given back as a geometric mean with its interval; the difference from `none`
-is then a difference of log10 (a factor of 10^d); an exact zero counts as 1e-30. Missing values (a run
-that did not log the metric) are left out; fewer than 2 values give no interval (None).
+is then a difference of log10 (a factor of 10^d). A log has no value at 0 or below: zeros, negatives and
+non-finite values are left out and counted (`split_log10`), never floored; the report says how many and
+why. Missing values (a run that did not log the metric) are left out; fewer than 2 values give no interval.
+
+Paired data (the same seed in two arms: same init, same data order) are in `paired.py`; equivalence
+(TOST) in `equivalence.py`.
 """
 
 from __future__ import annotations
@@ -43,7 +47,12 @@ class Interval:
     n: int
 
 
-def t_interval(values: list[float]) -> Interval | None:
+def t_quantile(n: int, level: float = LEVEL) -> float:
+    """Two-sided Student's t quantile for a mean of n values (n − 1 degrees of freedom)."""
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
+
+
+def t_interval(values: list[float], level: float = LEVEL) -> Interval | None:
     """Mean and Student's t-interval of the values; None without values."""
     n = len(values)
     if n == 0:
@@ -51,16 +60,21 @@ def t_interval(values: list[float]) -> Interval | None:
     mean = statistics.fmean(values)
     if n < 2:
         return Interval(mean, None, None, n)
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    half = t_quantile(n, level) * statistics.stdev(values) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
+
+
+LOGIT_EDGE = 1e-6  # an accuracy of exactly 0 or 1 enters the logit as 1e-6 or 1 − 1e-6 (the report says so)
 
 
 def logit_interval(values: list[float]) -> Interval | None:
     """Mean of fractions in [0, 1] with the t-interval of their logits given back (inside [0, 1]);
-    0 and 1 count as 1e-6 and 1 − 1e-6 on the logit scale."""
+    0 and 1 count as `LOGIT_EDGE` and 1 − `LOGIT_EDGE` on the logit scale."""
     if not values:
         return None
-    logits = [math.log(p / (1 - p)) for p in (min(max(v, 1e-6), 1 - 1e-6) for v in values)]
+    if len(values) > 1 and min(values) == max(values):  # no spread: the value itself, exactly (no edge clamp)
+        return Interval(values[0], values[0], values[0], len(values))
+    logits = [math.log(p / (1 - p)) for p in (min(max(v, LOGIT_EDGE), 1 - LOGIT_EDGE) for v in values)]
     interval = t_interval(logits)
     back = [None if x is None else 1 / (1 + math.exp(-x)) for x in (interval.lo, interval.hi)]
     return Interval(statistics.fmean(values), back[0], back[1], len(values))
@@ -82,13 +96,13 @@ def welch_difference(a: list[float], b: list[float]) -> Interval | None:
     return Interval(diff, diff - half, diff + half, len(a) + len(b))
 
 
-def wilson(k: int, n: int) -> Interval | None:
-    """Fraction k/n with Wilson's score interval; None when n = 0."""
+def wilson(k: int, n: int, z: float = Z) -> Interval | None:
+    """Fraction k/n with Wilson's score interval (z: 1.96 for 95%); None when n = 0."""
     if n == 0:
         return None
     p = k / n
-    centre = (p + Z**2 / (2 * n)) / (1 + Z**2 / n)
-    half = Z / (1 + Z**2 / n) * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2))
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
 
 
@@ -103,12 +117,44 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int) -> Interval | None:
     return Interval(p1 - p2, lo, hi, n1 + n2)
 
 
-LOG_FLOOR = 1e-30  # a ratio of exactly 0 (a layer with no gradient at all) is counted as this on log10
+def newcombe_paired(both: int, only_first: int, only_second: int, neither: int, z: float = Z) -> Interval | None:
+    """p1 − p2 for paired yes/no outcomes (the same seed in two arms) with Newcombe's score interval for
+    paired data (1998, method 10): the two Wilson intervals, corrected by the pairs' correlation φ.
+    both: yes in both; only_first / only_second: yes on one side only; neither: no in both."""
+    n = both + only_first + only_second + neither
+    if n == 0:
+        return None
+    w1, w2 = wilson(both + only_first, n, z), wilson(both + only_second, n, z)
+    p1, p2 = w1.estimate, w2.estimate
+    margins = (both + only_first) * (only_second + neither) * (both + only_second) * (only_first + neither)
+    phi = (both * neither - only_first * only_second) / math.sqrt(margins) if margins else 0.0
+    d1, u1, d2, u2 = p1 - w1.lo, w1.hi - p1, p2 - w2.lo, w2.hi - p2
+    lo = p1 - p2 - math.sqrt(max(0.0, d1**2 - 2 * phi * d1 * u2 + u2**2))
+    hi = p1 - p2 + math.sqrt(max(0.0, u1**2 - 2 * phi * u1 * d2 + d2**2))
+    return Interval(p1 - p2, max(-1.0, lo), min(1.0, hi), n)
+
+
+def split_log10(values: list[float]) -> tuple[list[float], dict[str, int]]:
+    """log10 of the finite positive values, and how many were left out and why: `zero`, `negative`,
+    `non-finite` (NaN or ±Inf). A log has no value there; no floor is put in their place."""
+    logs: list[float] = []
+    left_out = {"zero": 0, "negative": 0, "non-finite": 0}
+    for v in values:
+        if not math.isfinite(v):
+            left_out["non-finite"] += 1
+        elif v == 0:
+            left_out["zero"] += 1
+        elif v < 0:
+            left_out["negative"] += 1
+        else:
+            logs.append(math.log10(v))
+    return logs, {k: n for k, n in left_out.items() if n}
 
 
 def log10_values(values: list[float]) -> list[float]:
-    """log10 of the finite non-negative values, zeros counted as `LOG_FLOOR`; NaN, Inf, negatives left out."""
-    return [math.log10(max(v, LOG_FLOOR)) for v in values if v >= 0 and math.isfinite(v)]
+    """log10 of the finite positive values (zeros, negatives and non-finite ones left out: `split_log10`
+    counts them)."""
+    return split_log10(values)[0]
 
 
 def geometric(interval: Interval | None) -> Interval | None:

@@ -1,126 +1,149 @@
-"""The study report as files: `study.md` (one table per condition), `study.json` and the two figures."""
+"""The study report as files: `study.md` (per condition two tables), `study.json` (`study_json.py`: every
+number the prose needs) and the two figures."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from src.report import intervals as iv
 from src.report import study_plots
-from src.report.study import FIRST_EVENT, HEALTHY, MEASURES, Cell, build_cells, study_runs
-
-MISSING = "—"
-
-
-def num(x: float | None) -> str:
-    """3 significant digits; "—" when missing."""
-    return MISSING if x is None else f"{x:.3g}"
+from src.report.equivalence import ACCURACY_MARGIN, VERDICT_MARGIN, seeds_for_equivalence
+from src.report.pooled import pooled_rates
+from src.report.states import FIXED_BEFORE
+from src.report.study import HEALTHY, MEASURES, Cell, StudyRun, build_cells, latest_per_seed, study_runs
+from src.report.study_format import MISSING
+from src.report.study_json import SHORT, cell_text, study_numbers, study_record
 
 
-def interval(i: iv.Interval | None) -> str:
-    """`0.52 [0.41, 0.63]`; `0.52` without an interval (one value); "—" without values."""
-    if i is None:
-        return MISSING
-    if i.lo is None or i.hi is None:
-        return f"{num(i.estimate)} (n={i.n})"
-    return f"{num(i.estimate)} [{num(i.lo)}, {num(i.hi)}]"
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def difference(i: iv.Interval | None, log: bool = False) -> str:
-    """A difference from `none`, signed; for log measures as a factor ×10^d."""
-    if i is None:
-        return MISSING
-    if log:
-        factor = iv.geometric(i)
-        return MISSING if factor is None else f"×{num(factor.estimate)} [{num(factor.lo)}, {num(factor.hi)}]"
-    if i.lo is None or i.hi is None:
-        return f"{i.estimate:+.3g}"
-    return f"{i.estimate:+.3g} [{i.lo:+.3g}, {i.hi:+.3g}]"
-
-
-def verdicts(cell: Cell) -> str:
-    """`stalled 3/3 [0.44, 1]` for each verdict kind seen."""
-    judged = sum(cell.verdicts.values())
-    return "; ".join(f"{kind} {n}/{judged} [{cell.verdict_share[kind].lo:.2f}, {cell.verdict_share[kind].hi:.2f}]"
-                     for kind, n in cell.verdicts.most_common()) or MISSING
-
-
-def condition_table(cells: list[Cell]) -> str:
-    """One condition's arms: verdicts, first event, then each measure and its difference from `none`."""
-    head = ["Arm", "Seeds", "Verdicts (95% Wilson)", "Δ not healthy vs none", "First event step"]
-    for m in MEASURES:
-        head += [m.label, f"Δ {m.label}"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def verdict_table(cells: list[Cell]) -> str:
+    """Verdicts over time and doses: what happened in each arm, against its reference, seed by seed."""
+    head = ["Arm", "Pairing", "Verdicts (95% Wilson)", "Δ failed (paired, Newcombe)",
+            f"Equivalence of failed (±{VERDICT_MARGIN:g})", "Time in states (mean of seeds)",
+            "End state; recovered", "First event step", f"Fixed < step {FIXED_BEFORE}", "L2 cumulative decay"]
+    lines = [_row(head), "|" + "---|" * len(head)]
     for c in cells:
-        row = [f"`{c.arm}`", str(len(c.runs)), verdicts(c), difference(c.unhealthy_vs_none),
-               interval(c.summary.get(FIRST_EVENT))]
-        for m in MEASURES:
-            row += [interval(c.summary.get(m.key)), difference(c.vs_none.get(m.key), m.log)]
-        lines.append("| " + " | ".join(row) + " |")
+        t = cell_text(c)
+        end = ", ".join(f"{k} {n}" for k, n in sorted(c.time.final.items())) if c.time and c.time.final else MISSING
+        recovered = f"; {c.time.recovered} recovered" if c.time and c.time.recovered else ""
+        fixed = MISSING if c.fixed_early is None else ("yes" if c.fixed_early else "no")
+        lines.append(_row([f"`{c.arm}`", t.get("pairing", "reference"), t["verdicts"], t.get("verdict_diff", MISSING),
+                           t.get("verdict_tost", MISSING), t["time"], end + recovered, t["first_event_step"], fixed,
+                           t["decay"]]))
     return "\n".join(lines)
 
 
-def cell_record(c: Cell) -> dict[str, Any]:
-    def plain(i: iv.Interval | None) -> dict[str, Any] | None:
-        return None if i is None else asdict(i)
+def measure_table(cells: list[Cell]) -> str:
+    """Accuracy with its equivalence test, then each measure and its paired difference."""
+    head = ["Arm", "Final test acc (95% logit)", "Δ acc (paired)", f"Equivalence of acc (±{ACCURACY_MARGIN:g})"]
+    for m in MEASURES[1:]:
+        head += [m.label, f"Δ {m.label}"]
+    lines = [_row(head), "|" + "---|" * len(head)]
+    for c in cells:
+        t = cell_text(c)
+        row = [f"`{c.arm}`", t["acc"], t.get("acc_diff", MISSING), t.get("acc_tost", MISSING)]
+        for m in MEASURES[1:]:
+            row += [t[SHORT[m.key]], t.get(f"{SHORT[m.key]}_diff", MISSING)]
+        lines.append(_row(row))
+    return "\n".join(lines)
 
-    return {"condition": c.condition, "arm": c.arm, "run_ids": [r.run_id for r in c.runs],
-            "seeds": [r.seed for r in c.runs], "verdicts": dict(c.verdicts),
-            "verdict_share": {k: plain(v) for k, v in c.verdict_share.items()},
-            "unhealthy_vs_none": plain(c.unhealthy_vs_none),
-            "summary": {k: plain(v) for k, v in c.summary.items()},
-            "vs_none": {k: plain(v) for k, v in c.vs_none.items()},
-            "values": {r.seed: {**r.values, FIRST_EVENT: r.first_event_step, "verdict": r.verdict} for r in c.runs}}
+
+NOTES = f"""Intervals are 95%. **Pairing**: the same seed gives the same initialisation and data order in every
+arm of a condition, so each arm is compared with its reference (`none`; for `<rescue>+<arm>` the rescue alone)
+seed by seed: the per-seed differences' mean with its Student's t-interval, n = matched seeds; seeds present on
+one side only are left out and named; Welch's unpaired interval only where no seed pairs (labelled). Every
+paired difference exactly 0: "identical in every seed". **Verdicts**: each run's `health.verdict`, counted
+with Wilson's interval; "failed" is an event verdict; its paired difference (arm − reference) with Newcombe's
+paired score interval, pairs with an `inconclusive` side (too short to judge) left out and counted.
+**Equivalence** (TOST, margins fixed in advance, `src/report/equivalence.py`): final test accuracy within
+±{ACCURACY_MARGIN:g} (two s.d. of one run's test-set noise), the fraction failed within ±{VERDICT_MARGIN:g};
+"equivalent" when the 90% interval lies inside the margin, "different" when the 95% interval excludes 0,
+else "inconclusive (n too small)" — an interval containing 0 is never read as "no effect". With all seeds
+agreeing, equivalence of verdicts needs n ≥ {seeds_for_equivalence()} seeds. **Bounded quantities**: accuracy
+and dead fraction with the t-interval of their logits (inside [0, 1]; exactly 0 or 1 enter as 1e-6 or
+1 − 1e-6); fractions of seeds with Wilson. **Log measures** (signal ratio, λ_max·η/2, gradient ratio and norm,
+training loss): geometric mean [interval], differences as a factor ×10^Δ; a value of 0, below 0 or non-finite
+has no log and is left out, counted and named in the cell ("all 3 values 0" when none is left), never floored.
+**Time in states**: mean over seeds of `health/frac_<state>`; end state `health.final_state`, recovered
+`health.recovered`. **First event step**: mean and range over the seeds that had one. **Fixed < step
+{FIXED_BEFORE}**: every seed's first event before step {FIXED_BEFORE}.
+**L2 cumulative decay**: 2·η·λ·T/(1−β) with the run's own η, λ (Elastic Net: its L2 part), momentum β and
+steps trained T; decoupled: 2·η·λ·T; penalty with Adam: not comparable (inputs printed). "—": not measured."""
 
 
-NOTES = """Intervals are 95%. Means over seeds: Student's t-interval; differences from `none` (same condition):
-Welch's t-interval. Fractions of seeds: Wilson score interval; their difference: Newcombe's hybrid score
-interval. Measures spread over decades (signal ratio, λ_max·η/2, gradient ratio and norm, training loss) are
-summarized on log10: geometric mean [interval], and the difference from `none` as a factor ×10^Δ; an exact 0
-counts as 1e-30. First event step: over the seeds that had an event. Min/max are over each run's logged steps,
-then averaged over seeds. "—": not measured (the instrument was absent, or no seed had the event); `(n=1)`: one
-value, no interval. Verdicts: each run's `health.verdict`, its first sustained problem or `healthy`."""
+def header(experiment: str, cells: list[Cell], runs: int, data: dict[str, Any], source: str, command: str,
+           wall_note: str) -> list[str]:
+    kept = sum(len(c.runs) for c in cells)
+    conditions = list(dict.fromkeys(c.condition for c in cells))
+    nums = study_numbers(data)
+    fixed = data["fixed_early"]
+    lines = [f"# Study report: experiment `{experiment}`", "",
+             f"{kept} runs ({runs} read; the latest per condition x arm x seed) in {len(cells)} cells, "
+             f"{len(conditions)} conditions · {source} · generated {datetime.now():%Y-%m-%d %H:%M} by "
+             f"`{command}`", ""]
+    if wall := data["runs_wall_time"]:
+        lines += [f"Runs' own wall time (MLflow start to end): {wall['seconds']:.1f} s over {wall['runs']} runs, "
+                  f"{wall['per_run']:.1f} s a run (measured on the machine as it was).", ""]
+    if wall_note:
+        lines += [wall_note, ""]
+    flip = data["conventions"]["smallest_detectable_flip"]
+    lines += ["## Pooled over the study", "",
+              f"- Rescues by a regularizer (healthy where the paired reference run failed): "
+              f"{nums['pooled/regularizer/rescues']}; harms (failed where the reference was healthy): "
+              f"{nums['pooled/regularizer/harms']}; {nums['pooled/regularizer/left_out']}.",
+              f"- Rescues by a remedy: {nums['pooled/remedy/rescues']}; harms: {nums['pooled/remedy/harms']}; "
+              f"{nums['pooled/remedy/left_out']}.",
+              f"- Cells whose verdict was fixed before step {FIXED_BEFORE} (every seed): {nums['fixed_early/all']}; "
+              f"regularizer cells of the failing conditions ({', '.join(fixed['failing_conditions']) or 'none'}): "
+              f"{nums['fixed_early/regularizer_failing']}.",
+              f"- With {data['conventions']['matched_seeds_max']} matched seeds the smallest flip of verdicts a "
+              f"paired interval can tell from 0: " + (f"{flip} seeds flipping the same way." if flip else "none."),
+              ""]
+    return lines
 
 
 def write_study_report(mlflow_client: Any, experiment: str, out_dir: Path, command: str,
                        wall_note: str = "") -> Path:
-    """Tables, figures and `study.md` into `out_dir`; returns the markdown file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Tables, figures, `study.json` and `study.md` of an MLflow experiment's study runs into `out_dir`;
+    returns the markdown file."""
     runs = study_runs(mlflow_client, experiment)
     if not runs:
-        raise SystemExit(f"experiment {experiment!r}: no study runs (overrides experiment=study_* and +study/arm=...)")
+        raise SystemExit(f"experiment {experiment!r}: no study runs (overrides experiment=study_*/study2_* and "
+                         "+study/arm=...)")
+    return write_report_of_runs(runs, experiment, out_dir, f"store `{mlflow_client.tracking_uri}`", command,
+                                wall_note)
+
+
+def write_report_of_runs(runs: list[StudyRun], experiment: str, out_dir: Path, source: str, command: str,
+                         wall_note: str = "") -> Path:
+    """The same report of runs already read (from MLflow, or a saved `study.json`: `runs_from_study_json`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     cells = build_cells(runs)
+    data = study_record(experiment, cells, pooled_rates(latest_per_seed(runs)), len(runs))
+    (out_dir / "study.json").write_text(json.dumps(data, indent=1, default=str))
     dose = study_plots.dose_response(cells, out_dir / "dose_response.png")
     heat = study_plots.verdict_heatmap(cells, out_dir / "verdict_heatmap.png")
-    (out_dir / "study.json").write_text(json.dumps({"experiment": experiment, "cells": [cell_record(c) for c in cells]},
-                                                   indent=1, default=str))
-    kept = sum(len(c.runs) for c in cells)
-    conditions = list(dict.fromkeys(c.condition for c in cells))
-    lines = [f"# Study report: experiment `{experiment}`", "",
-             f"{kept} runs ({len(runs)} read; the latest per condition x arm x seed) in {len(cells)} cells, "
-             f"{len(conditions)} conditions · store `{mlflow_client.tracking_uri}` · generated "
-             f"{datetime.now():%Y-%m-%d %H:%M} by `{command}`", ""]
-    timed = [r.seconds for c in cells for r in c.runs if r.seconds is not None]
-    if timed:
-        lines += [f"Runs' own wall time (MLflow start to end): {sum(timed):.0f} s over {len(timed)} runs, "
-                  f"{sum(timed) / len(timed):.1f} s a run; / 2 parallel jobs = {sum(timed) / 2 / 60:.1f} min "
-                  "(measured on the machine as it was: inflated by its load; workers' start-up not included).", ""]
-    if wall_note:
-        lines += [wall_note, ""]
-    lines += [NOTES, "", "## Verdicts: condition x arm", "",
+    lines = header(experiment, cells, len(runs), data, source, command, wall_note)
+    lines += [NOTES, "", "## Time in each state: condition x arm", "",
               "![verdict heat map](verdict_heatmap.png)" if heat else "No verdicts.", "",
-              "## Dose-response per regularizer", "",
+              "## Dose-response on the doses run", "",
               "![dose-response](dose_response.png)" if dose else "No dosed arm.", ""]
-    for condition in conditions:
+    for condition in dict.fromkeys(c.condition for c in cells):
         mine = [c for c in cells if c.condition == condition]
-        healthy_none = next((c.verdicts.get(HEALTHY, 0) for c in mine if c.arm == "none"), None)
-        lines += [f"## `{condition}`", "",
-                  f"Block `experiment=study_{condition}`; `none` healthy in "
-                  f"{MISSING if healthy_none is None else healthy_none} of its seeds.", "",
-                  condition_table(mine), ""]
+        none = next((c for c in mine if c.arm == "none"), None)
+        healthy = MISSING if none is None else f"{none.verdicts.get(HEALTHY, 0)} of {none.judged}"
+        lines += [f"## `{condition}`", "", f"`none` healthy in {healthy} seeds.", "",
+                  "Verdicts over time and doses:", "", verdict_table(mine), "",
+                  "Accuracy and measures (each against the arm's reference, paired by seed):", "",
+                  measure_table(mine), ""]
     md = out_dir / "study.md"
     md.write_text("\n".join(lines))
     return md
+
+
+__all__ = ["write_study_report"]

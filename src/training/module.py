@@ -70,6 +70,7 @@ class ClassificationModule(pl.LightningModule):
         self.last_penalty_terms: dict[str, Tensor] = {}  # each regularizer's penalty of the latest step
         self._penalty_grad_parts: dict[str, Tensor] | None = None  # each one's gradient norm, on logging steps
         self._window: list[Tensor] = []  # data losses of the micro-batches since the last optimizer step
+        self._since_logged: Tensor | None = None  # [Σ data loss, Σ data loss + penalty, batches] since the last log
         self._gate: Tensor | None = None  # 0/1 on the device: does the grad scaler step this time
         self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
 
@@ -109,7 +110,16 @@ class ClassificationModule(pl.LightningModule):
             self.last_penalty_terms = self.penalty_terms()
         terms = list(self.last_penalty_terms.values())
         self.last_penalty = torch.stack(terms).sum() if terms else None  # logged at the cadence (on_train_batch_end)
+        self._accumulate_window(self.last_loss, self.last_penalty)
         return loss
+
+    def _accumulate_window(self, loss: Tensor, penalty: Tensor | None) -> None:
+        """Sum, on the device, the data loss and the objective (data + penalty) of every batch until the next
+        logged step: `train/loss_avg` and `train/objective_avg` are then the exact means over the steps between
+        two logged steps (the blog post's "average loss"), not the one batch that `train/loss` samples."""
+        objective = loss if penalty is None else loss + penalty
+        row = torch.stack([loss.float(), objective.float(), torch.ones_like(loss, dtype=torch.float32)])
+        self._since_logged = row if self._since_logged is None else self._since_logged + row
 
     def on_train_epoch_end(self) -> None:
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
@@ -153,7 +163,9 @@ class ClassificationModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """The step metrics, on the steps that reach the logger: `train/loss`, `train/penalty` (of this
-        step's batch, before the update) and `reg/weight_norm`, `reg/sparsity` (of the updated weights).
+        step's batch, before the update), `train/loss_avg` and `train/objective_avg` (means, in nats, over every
+        batch since the previous logged step) and `reg/weight_norm`, `reg/sparsity`, `reg/small_fraction` (of the
+        updated weights).
 
         Lightning sends step metrics every `log_every_n_steps` optimizer steps (and when training
         stops); only then are they worth logging (each `self.log` call walks Lightning's result collection).
@@ -174,6 +186,11 @@ class ClassificationModule(pl.LightningModule):
         self.log("step", float(step - 1), on_step=True, on_epoch=False)
         if self.last_loss is not None:
             self.log("train/loss", self.last_loss.cpu(), on_step=True, on_epoch=False, prog_bar=True)
+        if self._since_logged is not None:
+            loss_sum, objective_sum, batches = self._since_logged.cpu().tolist()
+            self._since_logged = None
+            self.log("train/loss_avg", loss_sum / batches, on_step=True, on_epoch=False)
+            self.log("train/objective_avg", objective_sum / batches, on_step=True, on_epoch=False)
         if self.last_penalty is not None:
             self.log("train/penalty", self.last_penalty.cpu(), on_step=True, on_epoch=False)
             for name, value in self.last_penalty_terms.items():  # each regularizer's share of the total

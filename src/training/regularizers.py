@@ -17,7 +17,7 @@ Protocol (every hook is optional; `Regularizer` gives no-op defaults), called by
 - `after_step(net, optimizer, gate)`: runs after the optimizer update (proximal L1 soft-thresholding).
   `gate` is None, or a 0-d 0/1 tensor on the weights' device that is 0 on a step the AMP grad
   scaler skips: the step hooks then leave the weights alone, as the optimizer did (no host sync).
-- `network_kwargs()`: keyword arguments for the model builder (dropout's `p`).
+- `network_kwargs()`: keyword arguments for the model builder (dropout's `p` and placement).
 - `penalized(net)`: the tensors the regularizer acts on (for `reg/weight_norm`, `reg/sparsity`).
 
 Units: λ (`strength`) multiplies a sum over individual weights and is added to the batch-mean
@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from src import foreach
+from src.models.common import DropoutPlacement
 from src.settings.signature import checked
 from src.settings.types import Fraction, NonNegativeFloat, UnitInterval
 from src.training.penalized import abs_sum, grouped_by_lr, select_parameters, soft_threshold_, square_sum
@@ -281,18 +282,27 @@ class ElasticNet(WeightRegularizer):
 
 
 class Dropout(Regularizer):
-    """Inverted dropout with probability `p`, placed by each model builder's `dropout` argument.
+    """Inverted dropout with probability `p`, placed by each model builder's `dropout` and
+    `dropout_placement` arguments.
 
-    Structural: it changes the network, not the loss or the step. `nn.Dropout` scales kept units
-    by 1/(1 − p) in training and is the identity in eval mode (no sampling at test time).
+    Structural: it changes the network, not the loss or the step. `nn.Dropout` (and the trunk's
+    spatial `nn.Dropout2d`) scales kept units by 1/(1 − p) in training and is the identity in eval
+    mode (no sampling at test time).
+    `placement`: `head` (the classifier, after its hidden FC layers), `trunk` (inside the feature
+    extractor) or `both`; each model's docstring says where exactly (`src/models/`). `head` hands the
+    builder `dropout` alone, as before the knob existed, so a builder without `dropout_placement`
+    still takes `reg=dropout`; the other two hand it `dropout_placement` too.
     """
 
     name = "dropout"
 
     @checked("reg.dropout")
-    def __init__(self, p: Fraction = 0.5) -> None:
+    def __init__(self, p: Fraction = 0.5, placement: DropoutPlacement = "head") -> None:
         super().__init__()
         self.p = float(p)
+        self.placement = placement
 
     def network_kwargs(self) -> dict[str, Any]:
-        return {"dropout": self.p}
+        if self.placement == "head":
+            return {"dropout": self.p}
+        return {"dropout": self.p, "dropout_placement": self.placement}
