@@ -37,6 +37,7 @@ AREAS: dict[str, tuple[str, ...]] = {  # slow test file -> path prefixes whose c
     "tests/test_instrument_sharpness.py": ("src/monitor/",),
     "tests/test_monitor_resume.py": ("src/monitor/", "src/lifecycle/"),
     "tests/test_optuna_sweep.py": (*RUNS, "conf/experiment/l2_search.yaml", "conf/hydra/sweeper/"),
+    "tests/test_preemption.py": (*RUNS, "src/training/data/"),
     "tests/test_reg_config.py": ("src/training/regularizers.py", "conf/reg/", "src/config/"),
     "tests/test_reaper.py": ("src/tracking/reaper.py", "src/tracking/liveness.py", "src/lifecycle/",
                              "src/reap.py"),

@@ -30,8 +30,10 @@ def checked_config(cfg: DictConfig) -> DictConfig:
         ensure_reachable(tracking_uri())  # an unreachable store fails in seconds, before the heavy imports
     from src.config import validate
     from src.config.accelerator import check_accelerator
+    from src.lifecycle.requeue import continue_requeued_run
     from src.lifecycle.resume_overrides import compose_for_resume
 
+    cfg = continue_requeued_run(cfg)  # a requeued SLURM job: resume=<its own run>
     cfg = compose_for_resume(cfg)  # resume=<run_id> alone: the run's own overrides, the typed ones winning
     validate(cfg)  # before any run exists
     check_accelerator(cfg)  # trainer=gpu on a machine without one: refused here, not after an empty run

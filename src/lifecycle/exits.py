@@ -93,8 +93,10 @@ def in_sweep_worker() -> bool:
 
 def exit_for(exc: BaseException) -> BaseException | None:
     """What `main()` raises instead of `exc`, or None to let `exc` go on (see the module docstring)."""
+    from src.lifecycle.requeue import requeue_after_stop
     from src.lifecycle.signals import exit_code_if_interrupted
 
+    requeue_after_stop(exc)  # a stop by USR2 in a submitit job: requeued (SystemExit, no result) or raises
     code = exit_code_if_interrupted(exc)
     full = (exc if isinstance(exc, DiskFull) else disk_full_error(exc)) if code is None else None
     if code is None and full is None:

@@ -30,6 +30,7 @@ class GracefulStop(pl.Callback):
     def __init__(self, checkpoint_dir: str | Path) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.saved_step = -1  # global step of the newest checkpoint this trainer wrote
+        self.stop_saved_step = -1  # global step of the last.ckpt written because a stop was asked
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self.saved_step = trainer.global_step
@@ -47,8 +48,27 @@ class GracefulStop(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         if STOP.signum is not None and trainer.world_size == 1:  # ranks > 1 stop through Lightning's broadcast
+            self.save_on_stop(trainer)
             raise RunInterrupted(f"{signal.Signals(STOP.signum).name} received: stopping before step "
                                  f"{trainer.global_step + 1}")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           idx: int) -> None:
+        """SIGTERM during this step: Lightning raises `SIGTERMException` once the batch has ended; `last.ckpt` is
+        written here, first, not after the other callbacks' end-of-run work in `on_exception` (the monitor's
+        record and figures take seconds), since SLURM's SIGKILL follows its SIGTERM after `KillWait`."""
+        if STOP.signum is not None and trainer.world_size == 1 and trainer.received_sigterm:
+            self.save_on_stop(trainer)
+
+    def save_on_stop(self, trainer: pl.Trainer) -> None:
+        """`last.ckpt` at the step where a stop was asked (once per step)."""
+        if trainer.global_step == 0 or self.stop_saved_step == trainer.global_step:
+            return
+        path = self.last_checkpoint_path(trainer)
+        trainer.save_checkpoint(path)
+        self.stop_saved_step = trainer.global_step
+        log.warning("Stopping (%s): saved %s at step %d", signal.Signals(STOP.signum or signal.SIGTERM).name, path,
+                    trainer.global_step)
 
     def last_checkpoint_path(self, trainer: pl.Trainer) -> Path:
         callback = trainer.checkpoint_callback
@@ -64,6 +84,8 @@ class GracefulStop(pl.Callback):
             return
         path = self.last_checkpoint_path(trainer)
         if isinstance(exception, (RunInterrupted, SIGTERMException)):
+            if self.stop_saved_step == trainer.global_step:
+                return  # written when the stop was seen (`save_on_stop`)
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:
                 log.warning("Stopped by %s; saved %s at step %d", type(exception).__name__, path, trainer.global_step)

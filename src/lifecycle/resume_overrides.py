@@ -93,6 +93,8 @@ def compose_for_resume(cfg: DictConfig) -> DictConfig:
         raise ResumeError(f"resume={run_id!r}: no such run in the MLflow store {store}")
     hydra_cfg = HydraConfig.get()
     typed = list(hydra_cfg.overrides.task)
+    if not any(line.split("=", 1)[0].lstrip("+~") == "resume" for line in typed):
+        typed.append(f"resume={run_id}")  # set by the job itself: a requeued SLURM job (src/lifecycle/requeue.py)
     stored = stored_overrides(mlflow_client, run)
     merged = merge_overrides(stored, typed)
     typed_keys = {line.split("=", 1)[0].lstrip("+~") for line in typed}

@@ -118,8 +118,10 @@ class JobStart:
     def tracked_run(self) -> Iterator[Run]:
         """Step 4: the job's MLflow run, new or the one resumed, whose status always tells how it ended."""
         from src.lifecycle.run_context import tracked_run
+        from src.lifecycle.sweep_stop import refuse_if_sweep_stopped
 
         self._advance("tracked_run")
+        refuse_if_sweep_stopped()  # the sweep's launcher was signalled: no new run
         resume = (self.resume.run_id, self.resume.ckpt_path) if self.resume.run_id else None
         with tracked_run(self.cfg, self.choices, self.overrides, resume=resume) as run:
             yield run

@@ -25,6 +25,7 @@ from src.settings.types import ClassCount, Fraction, NonNegativeInt, PositiveInt
 from src.training.data.description import DataDescription, Split
 from src.training.data.examples import TensorExamples, keep_batch
 from src.training.data.skip import without
+from src.training.data.worker_signals import SignalSafeLoader, worker_init, worker_start_method
 
 OFFLINE_HINT = "`data=mnist5k` (or `data=digits`) works offline"
 
@@ -128,13 +129,15 @@ class ImageDataModule(pl.LightningDataModule):
         under DDP Lightning swaps in a `DistributedSampler`). In-memory examples come a batch at a time."""
         assert ds is not None, "setup() has not run"
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        return SignalSafeLoader(  # workers ignore stop signals: the run stops at its step boundary
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             generator=gen if train else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=worker_init if self.num_workers > 0 else None,
+            multiprocessing_context=worker_start_method(self.num_workers),  # fork, also inside a joblib worker
             collate_fn=keep_batch if isinstance(ds, TensorExamples) else None,
         )
 
