@@ -18,7 +18,7 @@ CONSTANTS = (100, 1e4, 370000, 180000, 30, 1e-3, 0.01)  # the post's criteria an
 
 
 def every_json() -> dict:
-    return {p.name: json.loads(p.read_text()) for p in [*DATA.glob("*.json"), FIRST]}
+    return {str(p.relative_to(ROOT)): json.loads(p.read_text()) for p in [*DATA.glob("*.json"), FIRST]}
 
 
 def test_the_committed_prose_is_the_generators_output(tmp_path: Path) -> None:
@@ -47,8 +47,8 @@ def test_claim_two_is_reproduced_only_where_a_run_met_the_posts_criterion() -> N
 
 
 def bn_run(strength: float, first: float, top: float, spikes: int, verdict: str = "healthy") -> dict:
-    return {"lambda": strength, "effective_lr_first": first, "effective_lr_max": top, "spikes": spikes,
-            "verdict": verdict}
+    return {"lambda": strength, "effective_lr_first": first, "effective_lr_max": top, "effective_lr_rise": top / first,
+            "spikes": spikes, "verdict": verdict}
 
 
 def test_the_mechanism_is_called_raised_and_unstable_only_from_the_runs() -> None:

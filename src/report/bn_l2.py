@@ -54,6 +54,8 @@ class BnL2Run:
                 "conv_norm_first": first(self.conv_norm), "conv_norm_last": last(self.conv_norm),
                 "effective_lr_first": first(self.effective_lr), "effective_lr_last": last(self.effective_lr),
                 "effective_lr_max": max((v for _, v in self.effective_lr), default=None),
+                "effective_lr_rise": (max(v for _, v in self.effective_lr) / self.effective_lr[0][1]
+                                      if self.effective_lr and self.effective_lr[0][1] else None),
                 "sharpness_max": max((v for _, v in self.sharpness), default=None), "two_over_lr": 2 / self.lr,
                 "probes_converged": len(self.sharpness), "spikes": len(self.spikes),
                 "final_loss_avg": last(self.loss), "test_acc": self.test_acc, "verdict": self.verdict}

@@ -96,8 +96,7 @@ def mechanism_verdict(bn: list[dict[str, Any]]) -> str:
     if not bn:
         return "**Not run**"
     l2, none = [r for r in bn if r["lambda"]], [r for r in bn if not r["lambda"]]
-    rise = max(((r["effective_lr_max"] or 0) / r["effective_lr_first"] for r in l2 if r["effective_lr_first"]),
-               default=0.0)
+    rise = max((r["effective_lr_rise"] or 0.0 for r in l2), default=0.0)
     baseline = max((r["spikes"] for r in none), default=0)
     worse = [r for r in l2 if r["spikes"] > baseline or r["verdict"] not in FAILING]
     return (f"**{'Raised' if rise >= 2 else 'Not raised'}** (η/‖W‖² ×{g(rise)} at most); "
@@ -163,9 +162,12 @@ def write_prose(out: Path, first_path: Path, prose: Path) -> Path:
              "resumable, then the reports", "python scripts/study.py --scale gpu  # every block at full width on "
              "CIFAR-10, each at its own horizon", "```", ""]
     if timing.get("blocks"):
-        lines += ["**Wall time** on this 2-core machine, shared with other work (`docs/seed_study2/timing.json`): "
-                  + ", ".join(f"`{b}` {t['wall_s'] / 60:.1f} min ({t['cpu_s'] / 60:.1f} CPU-min)"
-                              for b, t in timing["blocks"].items()) + ".", ""]
+        lines += ["**Wall time** of the blocks as the runner's calls recorded it (`docs/seed_study2/timing.json`; on "
+                  "this 2-core machine shared with other work, mean 1-minute load "
+                  f"{g(timing.get('load_mean'))}): "
+                  + ", ".join(f"`{b}` {t['wall_s']:.0f} s ({t['cpu_s']:.0f} CPU-s)"
+                              for b, t in timing["blocks"].items())
+                  + ". Runs started by hand (`python -m src.train experiment=study2_<block> ...`) are not in it.", ""]
     lines += ["## The claims, answered", "", *claim_rows(study, runs, bn), "",
               f"Runs read: {study.get('runs_read', 0)}. {fixed_early_line(first, study)}", "",
               "## The post's LeNet-5 runs at its horizon", "",
