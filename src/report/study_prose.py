@@ -119,6 +119,10 @@ CELL_KEYS = [("verdicts", "verdicts"), ("time", "time in states"), ("acc", "test
              ("verdict_diff", "Δ failed (paired)"), ("decay", "L2 cumulative decay")]
 
 
+WIDTH_KEYS = [("min_signal_ratio", "signal ratio ‖∂L/∂z‖ first layer / last at step 0 (geometric mean)"),
+              ("max_grad_norm", "‖g‖ at step 0"), ("verdicts", "verdicts (one step: inconclusive)")]
+
+
 def first_edition_losses(first: dict[str, Any], threshold: float = 1e4) -> list[str]:
     """Every first-edition run whose largest training loss reached the post's "exploded" level."""
     found = []
@@ -179,7 +183,8 @@ def write_prose(out: Path, first_path: Path, prose: Path) -> Path:
     for condition, arms in cells.items():
         if condition.startswith("long_"):
             continue
-        lines += [f"## `{condition}`", "", *cell_table(arms, CELL_KEYS), ""]
+        keys = WIDTH_KEYS if condition.startswith("width_") else CELL_KEYS
+        lines += [f"## `{condition}`", "", *cell_table(arms, keys), ""]
     losses = first_edition_losses(first)
     lines += ["## Corrections to the first edition", "",
               "- Losses at or above the post's 1e4 in the first edition (its text said only clipping reached them): "
