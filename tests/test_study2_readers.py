@@ -27,12 +27,13 @@ def log_run(client, experiment: str, overrides: str, params: dict[str, str], ser
 def test_long_runs_report_the_posts_criteria_and_the_steps_reached(mlflow_client) -> None:
     flat = [2.3, 0.5, 0.2, 0.1]
     log_run(mlflow_client, "study2", "experiment=study2_long_l1_adam +study/arm=l1_1e-3 seed=0",
-            {"trainer.max_steps": "370000"},
+            {"trainer.max_steps": "370000", "seed": "0"},
             {"train/loss": flat, "train/loss_avg": flat, "train/objective_avg": [3.0, 150.0, 0.4, 0.3],
              "reg/weight_norm": [10.0, 8.0, 6.0, 5.0], "reg/small_fraction": [0.1, 0.9], "health/frac_healthy": [1.0]},
             {"health.verdict": "healthy", "health.final_state": "healthy"}, every=250)
     log_run(mlflow_client, "study2", "experiment=study2_long_l2_sgd +study/arm=none seed=1",
-            {"trainer.max_steps": "180000"}, {"train/loss": flat[:2], "train/objective_avg": flat[:2]}, every=250)
+            {"trainer.max_steps": "180000", "seed": "1"}, {"train/loss": flat[:2], "train/objective_avg": flat[:2]},
+            every=250)
     log_run(mlflow_client, "study2", "experiment=study2_late_dying +study/arm=none seed=0", {}, {"train/loss": flat})
     runs = long_horizon.long_runs(mlflow_client, "study2")
     assert [(r.block, r.arm, r.seed) for r in runs] == [("long_l1_adam", "l1_1e-3", "0"), ("long_l2_sgd", "none", "1")]
@@ -56,7 +57,8 @@ def test_bn_l2_reads_the_median_conv_norm_and_the_effective_learning_rate(mlflow
     convs = {f"weight_norm/{i:02d}.features.{3 * i}": [2.0, 1.0] for i in range(3)}
     head = {"weight_norm/03.classifier.0": [50.0, 50.0]}  # not scale-invariant: left out
     for arm, strength in (("none", None), ("l2_5e-3", "0.005")):
-        params = {"optim.lr": "0.05", "optim.momentum": "0.9"} | ({"reg.l2.strength": strength} if strength else {})
+        params = {"optim.lr": "0.05", "optim.momentum": "0.9", "seed": "0"}
+        params |= {"reg.l2.strength": strength} if strength else {}
         log_run(mlflow_client, "study2", f"experiment=study2_bn_l2_vgg19 +study/arm={arm} seed=0", params,
                 {**convs, **head, "train/loss_avg": [2.0, 1.0], "sharpness/lambda_max": [30.0]})
     runs = bn_l2.bn_l2_runs(mlflow_client, "study2")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.report.study_read import newest_runs
 from src.report.table import metric_history
-from src.tracking.client import search_all_runs
 
 BLOCK = "bn_l2_vgg19"
 SPIKE_FACTOR = 3.0  # a spike: the window's mean loss above 3x the median of the windows before it ...
@@ -94,15 +94,8 @@ def read_run(mlflow_client: Any, run: Any, arm: str, seed: str) -> BnL2Run:
 
 def bn_l2_runs(mlflow_client: Any, experiment: str) -> list[BnL2Run]:
     """The newest run of every (arm, seed) of the block, by λ then seed."""
-    exp = mlflow_client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    newest: dict[tuple[str, str], Any] = {}
-    for run in sorted(search_all_runs(mlflow_client, "", [exp.experiment_id]), key=lambda r: r.info.start_time):
-        found = dict(o.lstrip("+").split("=", 1) for o in run.data.tags.get("overrides", "").split() if "=" in o)
-        if found.get("experiment") == f"study2_{BLOCK}" and "study/arm" in found:
-            newest[(found["study/arm"], found.get("seed", "0"))] = run
-    runs = [read_run(mlflow_client, run, arm, seed) for (arm, seed), run in newest.items()]
+    runs = [read_run(mlflow_client, run, arm, seed)
+            for (block, arm, seed), run in newest_runs(mlflow_client, experiment).items() if block == BLOCK]
     return sorted(runs, key=lambda r: (r.strength, r.seed))
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.report.study_read import newest_runs
 from src.report.table import metric_history, stored_value
-from src.tracking.client import search_all_runs
 
 LONG_BLOCKS = ("long_l1_adam", "long_l2_sgd")
 CRITERIA = {"vanished": 100.0, "exploded": 1e4}  # the post's thresholds on the average loss (nats)
@@ -54,23 +54,13 @@ class LongRun:
         return self.max_objective_avg > CRITERIA[criterion] or math.isinf(self.max_objective_avg)
 
 
-def labels(tags: dict[str, str]) -> tuple[str, str, str] | None:
-    found = dict(o.lstrip("+").split("=", 1) for o in tags.get("overrides", "").split() if "=" in o)
-    block = found.get("experiment", "").removeprefix("study2_")
-    if block not in LONG_BLOCKS or "study/arm" not in found:
-        return None
-    return block, found["study/arm"], found.get("seed", "0")
-
-
 def extreme(history: list[tuple[int, float]], how: Any) -> float | None:
     values = [v for _, v in history if not math.isnan(v)]
     return how(values) if values else None
 
 
-def read_long_run(mlflow_client: Any, run: Any) -> LongRun | None:
-    found = labels(run.data.tags)
-    if found is None:
-        return None
+def read_long_run(mlflow_client: Any, found: tuple[str, str, str], run: Any) -> LongRun:
+    """The run of job `found` (block, arm, seed)."""
     rid, metrics, tags = run.info.run_id, run.data.metrics, run.data.tags
     keys = ("train/objective_avg", "train/loss_avg", "train/loss", "reg/weight_norm")
     history = {k: metric_history(mlflow_client, rid, k) for k in keys}
@@ -90,15 +80,8 @@ def read_long_run(mlflow_client: Any, run: Any) -> LongRun | None:
 
 def long_runs(mlflow_client: Any, experiment: str) -> list[LongRun]:
     """The newest run of every (block, arm, seed) of the long blocks, in block, arm, seed order."""
-    exp = mlflow_client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    newest: dict[tuple[str, str, str], Any] = {}
-    for run in sorted(search_all_runs(mlflow_client, "", [exp.experiment_id]), key=lambda r: r.info.start_time):
-        if (found := labels(run.data.tags)) is not None:
-            newest[found] = run
-    records = [read_long_run(mlflow_client, newest[k]) for k in sorted(newest)]
-    return [r for r in records if r is not None]
+    newest = newest_runs(mlflow_client, experiment)
+    return [read_long_run(mlflow_client, job, newest[job]) for job in sorted(newest) if job[0] in LONG_BLOCKS]
 
 
 def as_dict(run: LongRun) -> dict[str, Any]:

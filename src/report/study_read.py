@@ -122,6 +122,20 @@ def read_run(mlflow_client: Any, run: Any) -> StudyRun | None:
                     params={k: run.data.params[k] for k in DOSE_PARAMS if k in run.data.params})
 
 
+def newest_runs(mlflow_client: Any, experiment: str) -> dict[tuple[str, str, str], Any]:
+    """The newest MLflow run of every (condition, arm, seed) of a study experiment, labelled as `read_run` labels
+    a run (`study_labels` of its overrides, its `seed` param); {} when the experiment does not exist."""
+    exp = mlflow_client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    newest: dict[tuple[str, str, str], Any] = {}
+    for run in sorted(search_all_runs(mlflow_client, "", [exp.experiment_id]), key=lambda r: r.info.start_time):
+        labels = study_labels(run.data.tags.get("overrides", "").split())
+        if labels is not None:
+            newest[(*labels, run.data.params.get("seed", "?"))] = run
+    return newest
+
+
 def latest_per_seed(runs: list[StudyRun]) -> list[StudyRun]:
     """One run per (condition, arm, seed): the one that started last."""
     kept: dict[tuple[str, str, str], StudyRun] = {}
