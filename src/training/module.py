@@ -70,7 +70,9 @@ class ClassificationModule(pl.LightningModule):
         self.last_penalty_terms: dict[str, Tensor] = {}  # each regularizer's penalty of the latest step
         self._penalty_grad_parts: dict[str, Tensor] | None = None  # each one's gradient norm, on logging steps
         self._window: list[Tensor] = []  # data losses of the micro-batches since the last optimizer step
-        self._since_logged: Tensor | None = None  # [Σ data loss, Σ data loss + penalty, batches] since the last log
+        self._loss_sum: Tensor | None = None  # Σ data loss of the batches since the last logged step (device)
+        self._objective_sum: Tensor | None = None  # Σ data loss + penalty of the same batches (device)
+        self._batches_since_logged = 0
         self._gate: Tensor | None = None  # 0/1 on the device: does the grad scaler step this time
         self._weights_logged_at = -1  # optimizer step whose weight statistics were last logged
 
@@ -117,9 +119,12 @@ class ClassificationModule(pl.LightningModule):
         """Sum, on the device, the data loss and the objective (data + penalty) of every batch until the next
         logged step: `train/loss_avg` and `train/objective_avg` are then the exact means over the steps between
         two logged steps (the blog post's "average loss"), not the one batch that `train/loss` samples."""
+        loss = loss.float()
         objective = loss if penalty is None else loss + penalty
-        row = torch.stack([loss.float(), objective.float(), torch.ones_like(loss, dtype=torch.float32)])
-        self._since_logged = row if self._since_logged is None else self._since_logged + row
+        first = self._loss_sum is None
+        self._loss_sum = loss if first else self._loss_sum + loss
+        self._objective_sum = objective if first else self._objective_sum + objective
+        self._batches_since_logged += 1
 
     def on_train_epoch_end(self) -> None:
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
@@ -186,9 +191,10 @@ class ClassificationModule(pl.LightningModule):
         self.log("step", float(step - 1), on_step=True, on_epoch=False)
         if self.last_loss is not None:
             self.log("train/loss", self.last_loss.cpu(), on_step=True, on_epoch=False, prog_bar=True)
-        if self._since_logged is not None:
-            loss_sum, objective_sum, batches = self._since_logged.cpu().tolist()
-            self._since_logged = None
+        if self._loss_sum is not None:
+            loss_sum, objective_sum = torch.stack([self._loss_sum, self._objective_sum]).cpu().tolist()
+            batches, self._loss_sum, self._objective_sum, self._batches_since_logged = \
+                self._batches_since_logged, None, None, 0
             self.log("train/loss_avg", loss_sum / batches, on_step=True, on_epoch=False)
             self.log("train/objective_avg", objective_sum / batches, on_step=True, on_epoch=False)
         if self.last_penalty is not None:
