@@ -57,3 +57,29 @@ def test_a_run_logs_each_penalty_beside_the_total_and_its_locations_as_tags(run_
     assert tags["location.paths.output_dir"] and tags["location.callbacks.model_checkpoint.dirpath"].endswith(
         "checkpoints")
     assert params["reg.l1.strength"] == "0.01" and params["reg_strength"] == "0.0001"
+
+
+def test_the_average_losses_are_the_means_since_the_last_logged_step(run_cli, mlflow_client) -> None:
+    """`train/loss_avg` and `train/objective_avg` over the batches between logged steps: with a log every step they are
+    that step's data loss and data loss + penalty; with a vanishing lr the penalty is constant, so over a window of two
+    batches the objective's mean is the data loss's mean plus that penalty."""
+    for every, lr in ((1, 0.05), (2, 1e-12)):  # lr must be positive: 1e-12 leaves the weights as they are
+        assert run_cli("reg=l1", "reg.l1.strength=1e-2", "data=synthetic", "data.num_samples=64", "sched=none",
+                       f"optim.lr={lr}", "trainer.max_steps=4", "trainer.max_epochs=-1",
+                       f"trainer.log_every_n_steps={every}", "test=false", "trainer.enable_progress_bar=false",
+                       "monitor=off") == 0
+    runs = sorted(mlflow_client.search_runs([e.experiment_id for e in mlflow_client.search_experiments()]),
+                  key=lambda r: r.info.start_time)
+
+    def history(run, key: str) -> dict[int, float]:  # noqa: ANN001
+        return {m.step: m.value for m in mlflow_client.get_metric_history(run.info.run_id, key)}
+
+    loss, penalty = history(runs[0], "train/loss"), history(runs[0], "train/penalty")
+    loss_avg, objective_avg = history(runs[0], "train/loss_avg"), history(runs[0], "train/objective_avg")
+    assert sorted(loss_avg) == sorted(loss) == [0, 1, 2, 3]
+    assert all(loss_avg[s] == pytest.approx(loss[s], rel=1e-6) for s in loss)
+    assert all(objective_avg[s] == pytest.approx(loss[s] + penalty[s], rel=1e-6) for s in loss)
+    penalty = history(runs[1], "train/penalty")
+    loss_avg, objective_avg = history(runs[1], "train/loss_avg"), history(runs[1], "train/objective_avg")
+    assert sorted(objective_avg) == [1, 3] and max(penalty.values()) == pytest.approx(min(penalty.values()), rel=1e-6)
+    assert all(objective_avg[s] == pytest.approx(loss_avg[s] + penalty[s], rel=1e-5) for s in objective_avg)
