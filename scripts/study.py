@@ -6,6 +6,7 @@
     python scripts/study.py --edition 1          # the first edition: every conf/experiment/study_*.yaml
     python scripts/study.py --scale gpu          # the same study at GPU scale (see below)
     python scripts/study.py --report-only        # the report of what the store holds
+    python scripts/study.py --blocks long_l2_sgd --arms l2_1e-3 l2_1e-4 --seeds 1   # a subset of a block's jobs
 
 The second edition (`scripts/study_queue.py`) runs every job of its blocks as its own process, `--jobs` at a
 time, and is resumable: a job whose run finished is skipped, one that was stopped (KILLED: a signal, or closed
@@ -89,7 +90,8 @@ def run_edition2(args: argparse.Namespace) -> dict:
             part = study_queue.run_queue(client(), [block], args.jobs, args.experiment, gpu_overrides(block) + extra)
             timing["blocks"].update(part["blocks"])
         return timing
-    return study_queue.run_queue(client(), names, args.jobs, args.experiment, extra, args.retry_failed)
+    return study_queue.run_queue(client(), names, args.jobs, args.experiment, extra, args.retry_failed,
+                                 args.arms, args.seeds)
 
 
 def merge_timing(old: dict, new: dict, jobs: int) -> dict:
@@ -144,10 +146,26 @@ def run_blocks(args: argparse.Namespace) -> dict:
     return timing
 
 
+def refuse_unknown_jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--arms` / `--seeds` that no chosen block has: one clear error before anything runs (not a silent no-op)."""
+    if args.edition == 1 and (args.arms or args.seeds):
+        parser.error("--arms/--seeds: only the second edition (--edition 2) runs jobs one by one")
+    if not (args.arms or args.seeds):
+        return
+    jobs = [job for block in (args.blocks or blocks2()) for job in study_queue.block_jobs(block)]
+    for flag, asked, known in (("--arms", args.arms, {j.arm for j in jobs}), ("--seeds", args.seeds,
+                                                                            {j.seed for j in jobs})):
+        unknown = sorted(set(asked or []) - known)
+        if unknown:
+            parser.error(f"{flag} {' '.join(unknown)}: not in the blocks' jobs; allowed: {', '.join(sorted(known))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edition", type=int, choices=[1, 2], default=2, help="2: study2_* (default); 1: study_*")
     parser.add_argument("--blocks", nargs="+", help="study blocks to run (default: all of the edition's)")
+    parser.add_argument("--arms", nargs="+", help="second edition: run only these arms of the blocks")
+    parser.add_argument("--seeds", nargs="+", help="second edition: run only these seeds of the blocks")
     parser.add_argument("--retry-failed", action="store_true", help="second edition: resume FAILED runs too")
     parser.add_argument("--jobs", type=int, help="parallel jobs per block (default 2; 1 with --scale gpu)")
     parser.add_argument("--scale", choices=["cpu", "gpu"], default="cpu")
@@ -157,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="write the report of the runs in the store")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job")
     args = parser.parse_args(argv)
+    refuse_unknown_jobs(parser, args)
     gpu = args.scale == "gpu"
     args.jobs = args.jobs or (1 if gpu else 2)
     first = args.edition == 1

@@ -140,12 +140,16 @@ class Queue:
 
 
 def run_queue(mlflow_client: Any, blocks: list[str], jobs: int, experiment: str, extra: list[str],
-              retry_failed: bool = False) -> dict:
-    """Run (or resume) every unfinished job of the blocks; the timing record of what this call ran."""
+              retry_failed: bool = False, arms: list[str] | None = None, seeds: list[str] | None = None) -> dict:
+    """Run (or resume) every unfinished job of the blocks; the timing record of what this call ran.
+
+    `arms` / `seeds`, when given, keep only the blocks' jobs of those arms / seeds (e.g. the regularized arms of a
+    long block before its reference), in the queue's order."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     queue = Queue(jobs, experiment, extra, env)
     previous = {s: signal.signal(s, queue.stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    todo = sorted((job for block in blocks for job in block_jobs(block)),
+    todo = sorted((job for block in blocks for job in block_jobs(block)
+                   if (not arms or job.arm in arms) and (not seeds or job.seed in seeds)),
                   key=lambda j: (j.seed not in ("0", "1"), blocks.index(j.block), j.seed))
     arms = ROOT / "conf" / "study" / "arm"
     counts = {"started": 0, "resumed": 0, "skipped": 0}

@@ -101,6 +101,24 @@ def test_a_stop_signal_reaches_the_running_job_and_starts_no_further_one(monkeyp
     assert signal.getsignal(signal.SIGTERM) is not queue.Queue.stop  # the runner's handlers are given back
 
 
+def test_the_queue_runs_only_the_arms_and_seeds_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[queue.Job] = []
+    monkeypatch.setattr(queue, "runs_by_job", lambda client, experiment: {})
+    monkeypatch.setattr(queue.Queue, "launch", lambda self, job, resume_id: launched.append(job))
+    queue.run_queue(None, ["long_l2_sgd"], 1, "study2", [], arms=["l2_1e-3", "l2_1e-4"], seeds=["1"])
+    assert launched == [queue.Job("long_l2_sgd", "l2_1e-3", "1"), queue.Job("long_l2_sgd", "l2_1e-4", "1")]
+
+
+@pytest.mark.parametrize("flags", [["--arms", "l2_9e-9"], ["--seeds", "7"]])
+def test_an_arm_or_seed_no_block_has_is_refused_before_anything_runs(flags: list[str],
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        load("study").main(["--blocks", "long_l2_sgd", *flags])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and flags[0] in err and flags[1] in err and "allowed:" in err
+    assert "l2_1e-4" in err or "0, 1" in err
+
+
 def test_the_gpu_scale_composes_every_block_at_full_width_on_cifar10_at_its_own_horizon(compose) -> None:
     """`scripts/study.py --scale gpu`: CIFAR-10, the GPU trainer, full width; each block keeps its max_steps."""
     study = load("study")
