@@ -88,3 +88,32 @@ def test_the_bar_updates_on_an_epochs_last_batch_and_at_most_at_its_rate(monkeyp
     module = ClassificationModule(net=lenet5(), optimizer=partial(torch.optim.SGD, lr=0.01))
     trainer.fit(module, datamodule=SyntheticDataModule(num_samples=120, in_channels=1, batch_size=16))
     assert updates == [0, 5, 5]  # batch 0, then the last batch (5) of each epoch
+
+
+@pytest.mark.parametrize("batches_per_update", [1, 4, 64])  # every batch, a few, more than an epoch holds
+def test_train_acc_is_the_per_batch_count_however_many_batches_one_update_takes(
+    mlflow_client, tmp_path, monkeypatch, batches_per_update
+) -> None:
+    import src.training.module as module_file
+
+    class Counting(ClassificationModule):
+        """Counts each training batch's correct predictions from the logits its own step computed."""
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            logits = self(batch[0])
+            counts.append((int((logits.argmax(1) == batch[1]).sum()), len(batch[1]), self.current_epoch))
+            return super().training_step(batch, batch_idx)
+
+    counts: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(module_file, "ACCURACY_BATCHES", batches_per_update)
+    run_id = mlflow_client.create_run(mlflow_client.create_experiment("acc")).info.run_id
+    torch.manual_seed(0)
+    module = Counting(net=lenet5(), optimizer=partial(torch.optim.SGD, lr=0.05))  # no dropout: the same logits twice
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=RunLogger(mlflow_client, run_id), log_every_n_steps=4,
+                         limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=SyntheticDataModule(num_samples=120, in_channels=1, batch_size=16, seed=0))
+    expected = [sum(c for c, _, e in counts if e == epoch) / sum(n for _, n, e in counts if e == epoch)
+                for epoch in (0, 1)]
+    logged = [v for _, v in metric_values(mlflow_client, run_id)["train/acc"]]
+    assert len(logged) == 2 and logged == pytest.approx(expected, abs=1e-6)  # each epoch: all of its batches, no other

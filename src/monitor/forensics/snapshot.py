@@ -66,8 +66,8 @@ def rng_states() -> dict[str, Any]:
     """Python's, numpy's, torch's CPU and (when in use) every GPU's generator state."""
     states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
                               "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_initialized():  # implies available; `is_available()` costs an NVML probe per call under
+        states["cuda"] = torch.cuda.get_rng_state_all()  # Lightning (~0.1 ms on a host without a GPU), every batch
     return states
 
 
@@ -106,7 +106,7 @@ class Snapshot:
         finite = finite_on_device(tensors_in(weights) + tensors_in(opt_state["state"]))
         if check and not bool(finite):
             return False
-        pin, pairs = torch.cuda.is_available(), []
+        pin, pairs = torch.cuda.is_initialized(), []  # a CUDA tensor to copy means CUDA is initialized
         self.weights = _host_tree(weights, self.weights, pin, pairs)
         self.optimizer = _host_tree(opt_state, self.optimizer, pin, pairs)
         copy_all(pairs)
