@@ -66,9 +66,9 @@ def claim_two(runs: list[dict[str, Any]]) -> tuple[str, str]:
     return verdict, "; ".join(parts)
 
 
-def pooled_text(study: dict[str, Any], group: str) -> str:
+def pooled_text(study: dict[str, Any], group: str, what: str = "rescues") -> str:
     rec = study.get("pooled", {}).get(group)
-    return rec["text"]["rescues"] if rec else "—"
+    return rec["text"][what] if rec else "—"
 
 
 def claim_rows(study: dict[str, Any], runs: list[dict[str, Any]], bn: list[dict[str, Any]]) -> list[str]:
@@ -78,7 +78,8 @@ def claim_rows(study: dict[str, Any], runs: list[dict[str, Any]], bn: list[dict[
                 "**Partly**" if rescues else "**Not run**")
     rows.append(f"| 1 | Regularization prevents vanishing and exploding gradients | {verdict1} | regularizer runs "
                 f"healthy where their paired reference (same seed, no regularizer or the rescue alone) failed: "
-                f"{pooled_text(study, 'regularizer')}; remedies: {pooled_text(study, 'remedy')} |")
+                f"{pooled_text(study, 'regularizer')}; failed where their reference was healthy: "
+                f"{pooled_text(study, 'regularizer', 'harms')}; remedies: {pooled_text(study, 'remedy')} |")
     verdict2, numbers2 = claim_two(runs)
     rows.append(f"| 2 | LeNet-5 with L1 + Adam \"vanished\" (average loss > 100 after 370000 iterations); with "
                 f"L2 + SGD it \"exploded\" (> 1e4 after 180000) | {verdict2} | {numbers2} |")
