@@ -52,6 +52,19 @@ def long_rows(runs: list[dict[str, Any]]) -> list[str]:
     return head + rows
 
 
+def schedule_line(cost: dict[str, Any]) -> list[str]:
+    """What the long blocks' instrument schedule costs (`bench/study_schedule.py`), when it was measured."""
+    if not cost:
+        return []
+    ms = cost["ms_cpu_per_step"]
+    return [f"The instruments on this schedule cost {100 * cost['instruments_overhead']:+.1f}% CPU a step over the "
+            f"same run without them ({ms['schedule']:.2f} vs {ms['no instruments']:.2f} ms; an upper bound: the "
+            f"sharpness probe fires once in the {cost['steps']} steps measured, far more often than in the run) and "
+            f"the whole monitor {100 * cost['monitor_overhead']:+.1f}% over none ({ms['no monitor']:.2f} ms): "
+            f"`python -m bench.study_schedule` on `{cost['block']}` `{cost['arm']}`, median of {cost['rounds']} "
+            "round(s), `docs/seed_study2/schedule_cost.json`.", ""]
+
+
 def claim_two(runs: list[dict[str, Any]]) -> tuple[str, str]:
     """The post's LeNet-5 runs: reproduced only where a run met its criterion."""
     if not runs:
@@ -188,6 +201,7 @@ def write_prose(out: Path, first_path: Path, prose: Path) -> Path:
               "The post's criteria are on the average loss; `train/objective_avg` is the mean, over every batch "
               "between two logged steps, of the data loss plus the penalty (what a loop that adds the penalty "
               "prints), `train/loss_avg` the data loss alone.", "", *long_rows(runs), "",
+              *schedule_line(read(out / "schedule_cost.json", {})),
               "![long horizon](seed_study2/long_horizon.png)", "",
               "## L2 under batch norm over the long horizon", "", "![L2 x BN](seed_study2/bn_l2.png)", ""]
     for condition, arms in cells.items():
