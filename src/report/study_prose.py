@@ -191,7 +191,7 @@ def write_prose(out: Path, first_path: Path, prose: Path) -> Path:
         lines += ["**Run time** of every block from its runs' own timestamps (`docs/seed_study2/run_time.json`: start, "
                   f"each logged step, end; pauses over {times['gap_s']:.0f} s, a stop before a resume, left out), "
                   "summed over the newest run of each job: "
-                  + ", ".join(f"`{b}` {t['run_minutes']:.1f} min ({t['runs']} runs)"
+                  + ", ".join(f"`{b}` {t['run_minutes']:.1f} min ({t['runs']} run{'' if t['runs'] == 1 else 's'})"
                               for b, t in times["blocks"].items())
                   + f". The whole study: {times['run_minutes']:.1f} min of runs, about "
                   f"{times['two_jobs_minutes']:.1f} min on 2 cores with two jobs at a time.", ""]
