@@ -182,8 +182,8 @@ def write_prose(out: Path, first_path: Path, prose: Path) -> Path:
              "CIFAR-10, each at its own horizon", "```", ""]
     if timing.get("blocks"):
         lines += ["**Wall time** of the blocks as the runner's calls recorded it (`docs/seed_study2/timing.json`; on "
-                  "this 2-core machine shared with other work, mean 1-minute load "
-                  f"{g(timing.get('load_mean'))}): "
+                  "this 2-core machine shared with other work; mean 1-minute load "
+                  f"{g(timing.get('load_mean'))} during the last call): "
                   + ", ".join(f"`{b}` {t['wall_s']:.0f} s ({t['cpu_s']:.0f} CPU-s)"
                               for b, t in timing["blocks"].items())
                   + ". Runs started by hand (`python -m src.train experiment=study2_<block> ...`) are not in it.", ""]
