@@ -119,6 +119,12 @@ def test_an_arm_or_seed_no_block_has_is_refused_before_anything_runs(flags: list
     assert "l2_1e-4" in err or "0, 1" in err
 
 
+def test_a_report_written_elsewhere_leaves_the_committed_prose_alone(tmp_path) -> None:
+    study = load("study")
+    assert study.prose_path(study.ROOT / "docs" / "seed_study2") == study.ROOT / "docs" / "seed_study.md"
+    assert study.prose_path(tmp_path) == tmp_path / "seed_study.md"
+
+
 def test_the_gpu_scale_composes_every_block_at_full_width_on_cifar10_at_its_own_horizon(compose) -> None:
     """`scripts/study.py --scale gpu`: CIFAR-10, the GPU trainer, full width; each block keeps its max_steps."""
     study = load("study")
