@@ -9,8 +9,9 @@ cost". Each process is `python -m src.train experiment=study2_<block> +study/arm
 in three variants, run in turn within a round (the order rotated between rounds, so a change of the machine's
 load hits all alike): `schedule` (the block's own monitor settings), `no instruments` (the same monitor with the
 signal, unit-health, sharpness and relative-update instruments off: `*_every_n_steps=0`) and `no monitor`
-(`monitor=off`). The cost of a run is its CPU seconds after the first optimizer step starts (user + system of
-the process and its threads, so other processes' load does not count), divided by the steps: ms of CPU a step.
+(`monitor=off`, the block's monitor settings deleted with it). The cost of a run is its CPU seconds after the
+first optimizer step starts (user + system of the process and its threads, so other processes' load does not
+count), divided by the steps: ms of CPU a step.
 
 Over `steps` the instruments fire as often as over the block's horizon when `steps` is a multiple of their
 intervals (signal and units every 500, relative update every 1,000), except the sharpness probe (every 10,000,
@@ -31,12 +32,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from bench.default_run import FIRST_STEP, MEASURE
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUMENTS_OFF = ("monitor.signal_every_n_steps=0", "monitor.units_every_n_steps=0",
                    "monitor.sharpness_every_n_steps=0", "monitor.rel_update_every_n_steps=0")
-VARIANTS = {"schedule": (), "no instruments": INSTRUMENTS_OFF, "no monitor": ("monitor=off",)}
+
+
+def variants(block: str) -> dict[str, tuple[str, ...]]:
+    """The three variants' overrides. `monitor=off` alone would leave the block's own monitor settings without a
+    monitor (refused by the config check), so they are deleted (`~monitor.<key>`) with it."""
+    settings = yaml.safe_load((ROOT / "conf" / "experiment" / f"study2_{block}.yaml").read_text()).get("monitor", {})
+    return {"schedule": (), "no instruments": INSTRUMENTS_OFF,
+            "no monitor": ("monitor=off", *(f"~monitor.{key}" for key in settings))}
 
 
 def measure(overrides: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -55,7 +65,8 @@ def measure(overrides: list[str], env: dict[str, str]) -> dict[str, float]:
 
 def run(block: str, arm: str, steps: int, rounds: int) -> dict:
     """Every variant in every round; medians of ms of CPU a step after the first step, and the overheads."""
-    names = list(VARIANTS)
+    overrides = variants(block)
+    names = list(overrides)
     per: dict[str, list[float]] = {n: [] for n in names}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +76,7 @@ def run(block: str, arm: str, steps: int, rounds: int) -> dict:
                 f"hydra.run.dir={tmp}/run", "logger.experiment_name=bench"]
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                m = measure([*base, *VARIANTS[name]], env)
+                m = measure([*base, *overrides[name]], env)
                 per[name].append(1000.0 * (m["cpu_s"] - m["first_step_cpu_s"]) / steps)
                 print(f"round {r} {name:>14}: {per[name][-1]:.2f} ms CPU a step ({m['wall_s']:.0f} s wall)",
                       flush=True)
