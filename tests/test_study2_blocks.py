@@ -101,6 +101,23 @@ def test_a_stop_signal_reaches_the_running_job_and_starts_no_further_one(monkeyp
     assert signal.getsignal(signal.SIGTERM) is not queue.Queue.stop  # the runner's handlers are given back
 
 
+def test_a_stop_signal_during_the_store_lookup_starts_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup of a job's run takes seconds on a large store; a SIGTERM then must not be followed by a launch."""
+    import os
+    import signal
+
+    launched: list[queue.Job] = []
+
+    def slow_lookup(client, experiment):  # noqa: ANN001
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the queue: it is stopping from here on
+        return {}
+
+    monkeypatch.setattr(queue, "runs_by_job", slow_lookup)
+    monkeypatch.setattr(queue.Queue, "launch", lambda self, job, resume_id: launched.append(job))
+    timing = queue.run_queue(None, ["late_dying"], 1, "study2", [])
+    assert launched == [] and timing["interrupted"] is True
+
+
 def test_the_queue_runs_only_the_arms_and_seeds_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[queue.Job] = []
     monkeypatch.setattr(queue, "runs_by_job", lambda client, experiment: {})
