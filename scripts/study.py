@@ -146,6 +146,13 @@ def run_blocks(args: argparse.Namespace) -> dict:
     return timing
 
 
+def prose_path(out: Path) -> Path:
+    """docs/seed_study.md for the study's own report folder; `<out>/seed_study.md` for any other `--out` (a report
+    written elsewhere leaves the committed prose alone)."""
+    return ROOT / "docs" / "seed_study.md" if out.resolve() == (ROOT / "docs" / "seed_study2").resolve() \
+        else out / "seed_study.md"
+
+
 def refuse_unknown_jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """`--arms` / `--seeds` that no chosen block has: one clear error before anything runs (not a silent no-op)."""
     if args.edition == 1 and (args.arms or args.seeds):
@@ -215,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if rc or first or gpu:
         return rc
     prose = [sys.executable, str(ROOT / "scripts" / "study_prose.py"), "--experiment", args.experiment,
-             "--out", str(out)]
-    return subprocess.run(prose, cwd=ROOT).returncode  # the readings of the long blocks and docs/seed_study.md
+             "--out", str(out), "--prose", str(prose_path(out))]
+    return subprocess.run(prose, cwd=ROOT).returncode  # the readings of the long blocks and the prose
 
 
 if __name__ == "__main__":

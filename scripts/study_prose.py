@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""The second edition's own readings and its prose: `docs/seed_study2/{long_horizon,bn_l2}.{json,png}` from the
-store, then `docs/seed_study.md` from every JSON of the study (nothing typed by hand: `src/report/study_prose.py`).
+"""The second edition's own readings and its prose: `docs/seed_study2/{long_horizon,bn_l2}.{json,png}` and
+`run_time.json` (each block's run time, from the runs' own timestamps) from the store, then `docs/seed_study.md`
+from every JSON of the study (nothing typed by hand: `src/report/study_prose.py`).
 
     python scripts/study_prose.py                    # the project's store, experiment study2
     python scripts/study_prose.py --tracking-uri sqlite:////path/mlflow.db --prose-only
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's `src`
 
-from src.report import bn_l2, long_horizon  # noqa: E402
+from src.report import bn_l2, long_horizon, run_time  # noqa: E402
 from src.report.study_prose import write_prose  # noqa: E402
 from src.tracking.client import client  # noqa: E402
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         bn_runs = bn_l2.bn_l2_runs(mlflow_client, args.experiment)
         bn_l2.figure(bn_runs, args.out / "bn_l2.png")
         (args.out / "bn_l2.json").write_text(json.dumps([r.summary() for r in bn_runs], indent=1))
+        times = run_time.block_times(mlflow_client, args.experiment)
+        (args.out / "run_time.json").write_text(json.dumps(times, indent=1))
     path = write_prose(args.out, ROOT / "docs" / "seed_study" / "study.json", args.prose)
     print(f"Wrote {path}")
     return 0

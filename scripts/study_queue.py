@@ -117,7 +117,10 @@ class Queue:
         print(("resume " if resume_id else "start  ") + " ".join(job.overrides()) + (f" ({resume_id})" if resume_id
                                                                                     else ""), flush=True)
         self.started.setdefault(job.block, time.time())
-        self.running[subprocess.Popen(cmd, cwd=ROOT, env=self.env)] = job
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
+        self.running[proc] = job
+        if self.stopping:  # the signal came while the job was being started: it gets it too
+            proc.send_signal(signal.SIGTERM)
 
     def reap_one(self) -> None:
         """Wait until a job ends; add its CPU seconds (it and its waited-for children: `wait4`) to its block's."""
@@ -165,7 +168,9 @@ def run_queue(mlflow_client: Any, blocks: list[str], jobs: int, experiment: str,
                 print(f"skip   {' '.join(job.overrides())}: no arm file conf/study/arm/{job.arm}.yaml", flush=True)
                 counts["skipped"] += 1
                 continue
-            run = runs_by_job(mlflow_client, experiment).get(job)
+            run = runs_by_job(mlflow_client, experiment).get(job)  # seconds on a large store: a signal may come
+            if queue.stopping:
+                break
             what = action(run, retry_failed)
             if what == "skip":
                 counts["skipped"] += 1

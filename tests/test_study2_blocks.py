@@ -101,6 +101,23 @@ def test_a_stop_signal_reaches_the_running_job_and_starts_no_further_one(monkeyp
     assert signal.getsignal(signal.SIGTERM) is not queue.Queue.stop  # the runner's handlers are given back
 
 
+def test_a_stop_signal_during_the_store_lookup_starts_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup of a job's run takes seconds on a large store; a SIGTERM then must not be followed by a launch."""
+    import os
+    import signal
+
+    launched: list[queue.Job] = []
+
+    def slow_lookup(client, experiment):  # noqa: ANN001
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the queue: it is stopping from here on
+        return {}
+
+    monkeypatch.setattr(queue, "runs_by_job", slow_lookup)
+    monkeypatch.setattr(queue.Queue, "launch", lambda self, job, resume_id: launched.append(job))
+    timing = queue.run_queue(None, ["late_dying"], 1, "study2", [])
+    assert launched == [] and timing["interrupted"] is True
+
+
 def test_the_queue_runs_only_the_arms_and_seeds_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[queue.Job] = []
     monkeypatch.setattr(queue, "runs_by_job", lambda client, experiment: {})
@@ -117,6 +134,12 @@ def test_an_arm_or_seed_no_block_has_is_refused_before_anything_runs(flags: list
     err = capsys.readouterr().err
     assert stop.value.code == 2 and flags[0] in err and flags[1] in err and "allowed:" in err
     assert "l2_1e-4" in err or "0, 1" in err
+
+
+def test_a_report_written_elsewhere_leaves_the_committed_prose_alone(tmp_path) -> None:
+    study = load("study")
+    assert study.prose_path(study.ROOT / "docs" / "seed_study2") == study.ROOT / "docs" / "seed_study.md"
+    assert study.prose_path(tmp_path) == tmp_path / "seed_study.md"
 
 
 def test_the_gpu_scale_composes_every_block_at_full_width_on_cifar10_at_its_own_horizon(compose) -> None:

@@ -6,7 +6,8 @@ The post's criteria are on the *average loss*: "vanished" when it is above 100, 
 nats: what a training loop that adds the penalty to the loss prints) and `train/loss_avg` (the data loss alone);
 both are read here, with their largest and last values. What happened: the steps reached (of the block's
 horizon), the run's status, its health verdict and the time in each state (`health/frac_<state>`), the state at
-the end, the weights (‖θ‖ of the penalized tensors, the fraction below 1e-3 and exactly 0) and the accuracy.
+the end, the weights (‖θ‖ of the penalized tensors, the fraction below 1e-3 and exactly 0), the accuracy, and how
+long the run trained (its own timestamps, pauses before a resume left out: `run_time.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.report.run_time import run_seconds
 from src.report.study_read import newest_runs
 from src.report.table import metric_history, stored_value
 
@@ -45,6 +47,8 @@ class LongRun:
     small_fraction: float | None = None  # last `reg/small_fraction` (|θ| < 1e-3)
     sparsity: float | None = None  # last `reg/sparsity` (exactly 0; L1 runs)
     test_acc: float | None = None
+    trained_minutes: float | None = None  # the run's own training time, pauses left out (`run_time.run_seconds`)
+    ms_per_step: float | None = None  # that time per step reached (wall ms on one core, other work included)
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # for the figure
 
     def meets(self, criterion: str) -> bool | None:
@@ -67,6 +71,7 @@ def read_long_run(mlflow_client: Any, found: tuple[str, str, str], run: Any) -> 
     last = {k: stored_value(v) for k, v in metrics.items()}
     steps = max((s for s, _ in history["train/loss"]), default=-1) + 1
     norms = history["reg/weight_norm"]
+    seconds = run_seconds(mlflow_client, run)
     return LongRun(*found, run_id=rid, status=run.info.status, horizon=int(run.data.params.get("trainer.max_steps", 0)),
                    steps=steps, max_objective_avg=extreme(history["train/objective_avg"], max),
                    last_objective_avg=last.get("train/objective_avg"),
@@ -75,7 +80,8 @@ def read_long_run(mlflow_client: Any, found: tuple[str, str, str], run: Any) -> 
                    time_in_state={s: last[f"health/frac_{s}"] for s in STATES if f"health/frac_{s}" in last},
                    weight_norm=(norms[0][1] if norms else None, norms[-1][1] if norms else None),
                    small_fraction=last.get("reg/small_fraction"), sparsity=last.get("reg/sparsity"),
-                   test_acc=last.get("test/acc"), history=history)
+                   test_acc=last.get("test/acc"), trained_minutes=round(seconds / 60.0, 1),
+                   ms_per_step=round(1000.0 * seconds / steps, 2) if steps > 0 else None, history=history)
 
 
 def long_runs(mlflow_client: Any, experiment: str) -> list[LongRun]:
