@@ -7,10 +7,15 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
+
 from src.paths import PROJECT_ROOT
+from src.tracking.sweeps import SWEEP_FILE
 from tests.mlflow_reads import all_runs
 
 TINY = [  # seconds per job, after ~15 s of imports per process
@@ -63,3 +68,31 @@ def load_script(name: str) -> Any:
 def load_report_script() -> Any:
     """`scripts/report.py` as a module (its `main(argv)` is the command line)."""
     return load_script("report")
+
+
+def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
+    """The steps of a run's logged `train/loss` points, in order."""
+    return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
+
+
+def wait_for_jobs(proc: subprocess.Popen, tmp: Path, uri: str, ready: Callable[[MlflowClient, list[Any]], Any],
+                  what: str, log: Callable[[], str], timeout: float = 900) -> Any:
+    """Poll a running sweep's job runs until `ready(client, job_runs)` gives something other than None; return it.
+
+    The store is read only after the sweep's launcher wrote its sweep file (under `tmp/outputs/multiruns`):
+    opening a new sqlite store creates its tables, and two creators would race. The sweep ending first, or
+    `timeout` seconds passing, fails the test with `what` did not happen and the sweep's `log()`."""
+    deadline = time.monotonic() + timeout
+    client = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the sweep ended before {what}:\n{log()}"
+        if client is None and list((tmp / "outputs").glob(f"multiruns/*/{SWEEP_FILE}")):
+            client = MlflowClient(tracking_uri=uri)
+        if client is not None:
+            jobs = [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+                    if r.data.tags.get("sweep_role") == "job"]
+            found = ready(client, jobs)
+            if found is not None:
+                return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout:g} s:\n{log()}")

@@ -19,9 +19,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from src.lifecycle.signals import GRACE_S, StopRequest
 from src.paths import PROJECT_ROOT
-from src.tracking.sweeps import SWEEP_FILE
 from src.training.data.worker_signals import SignalSafeLoader, worker_init
-from tests.sweeps import sweep_runs
+from tests.sweeps import loss_steps, sweep_runs, wait_for_jobs
 
 JOB = [  # ~128 steps per epoch; 2 DataLoader workers per job
     "data=synthetic", "data.num_samples=1024", "data.batch_size=8", "data.num_workers=2", "sched=none", "test=false",
@@ -47,26 +46,13 @@ def group_members(pgid: int) -> list[str]:
     return found
 
 
-def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
-
-
 def wait_for_both_jobs(proc: subprocess.Popen, tmp: Path, uri: str, count: int = 5, timeout: float = 900) -> None:
-    """Until both job runs have `count` train/loss points (the store is opened once the sweep file exists)."""
-    deadline = time.monotonic() + timeout
-    client = None
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the sweep ended early:\n{(tmp / 'sweep.log').read_text()[-3000:]}"
-        if client is None and list((tmp / "outputs").glob(f"multiruns/*/{SWEEP_FILE}")):
-            client = MlflowClient(tracking_uri=uri)
-        if client is not None:
-            runs = [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
-                    if r.data.tags.get("sweep_role") == "job"]
-            if len(runs) == 2 and all(len(loss_steps(client, r.info.run_id)) >= count for r in runs):
-                return
-        time.sleep(0.3)
-    raise AssertionError(f"the jobs did not log {count} steps in {timeout:g} s:\n"
-                         + (tmp / "sweep.log").read_text()[-3000:])
+    """Until both job runs have `count` train/loss points."""
+    def both_logged(client: MlflowClient, jobs: list) -> bool | None:
+        return True if len(jobs) == 2 and all(len(loss_steps(client, r.info.run_id)) >= count for r in jobs) else None
+
+    wait_for_jobs(proc, tmp, uri, both_logged, f"both jobs logged {count} steps",
+                  lambda: (tmp / "sweep.log").read_text()[-3000:], timeout)
 
 
 @pytest.mark.slow  # a 2-job sweep signalled mid-training, then two resumes: 1-2 minutes on 2 cores

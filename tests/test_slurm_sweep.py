@@ -21,7 +21,7 @@ from src.paths import PROJECT_ROOT
 from src.tracking.liveness import SLURM_ARRAY_TAG, SLURM_JOB_TAG, process_tags, slurm_tags
 from src.tracking.sweeps import SWEEP_FILE
 from tests.slurm_cluster import NODE_CPUS, URGENT, SlurmCluster, slurm_cluster
-from tests.sweeps import TINY, sweep_runs
+from tests.sweeps import TINY, loss_steps, sweep_runs, wait_for_jobs
 
 LAUNCHER = [  # one CPU and 1 GB per job, so the 2-CPU node runs both jobs of a sweep at once
     "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
@@ -88,10 +88,6 @@ def wait_for_queue_to_drain(cluster: SlurmCluster, timeout: float = 900) -> None
         time.sleep(1)
 
 
-def loss_steps(client: MlflowClient, run_id: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
-
-
 def job_and_run_line(job_id: str, job: dict[str, str], client: MlflowClient, run) -> str:  # noqa: ANN001
     """`SLURM job <id> <state> restarts <n>; MLflow run <id> (<name>) <status> outcome=<o> train/loss steps <n>`."""
     return (f"SLURM job {job_id} {job['JobState']} restarts {job['Restarts']}; MLflow run {run.info.run_id} "
@@ -151,20 +147,12 @@ def terminated_job(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def wait_for_logged_steps(proc: subprocess.Popen, tmp: Path, uri: str, count: int, timeout: float = 900):
-    """The job's run once it has `count` train/loss points. The store is read only after the sweep's launcher
-    wrote its sweep file: opening a new sqlite store creates its tables, and two creators would race."""
-    deadline = time.monotonic() + timeout
-    client = None
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the sweep ended before its job was signalled:\n{log_tail(tmp)}"
-        if client is None and list((tmp / "outputs").glob(f"multiruns/*/{SWEEP_FILE}")):
-            client = MlflowClient(tracking_uri=uri)
-        if client is not None:
-            for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
-                if run.data.tags.get("sweep_role") == "job" and len(loss_steps(client, run.info.run_id)) >= count:
-                    return run
-        time.sleep(0.3)
-    raise AssertionError(f"the job did not log {count} steps in {timeout:g} s:\n{log_tail(tmp)}")
+    """The job's run once it has `count` train/loss points."""
+    def logged(client: MlflowClient, jobs: list):  # noqa: ANN202
+        return next((r for r in jobs if len(loss_steps(client, r.info.run_id)) >= count), None)
+
+    return wait_for_jobs(proc, tmp, uri, logged, f"the job logged {count} steps (before its signal)",
+                         lambda: log_tail(tmp), timeout)
 
 
 @pytest.mark.slow  # a sweep on the SLURM cluster whose job is signalled mid-training: about a minute
