@@ -65,7 +65,7 @@ def train(cfg: DictConfig) -> JobResult:
         return left_as_it_was(start.resume.run_id, start.nothing_to_train)
     with start.tracked_run() as run:
         callbacks = start.callbacks(run, build_callbacks(cfg))
-        trainer = build_trainer(cfg, RunLogger(run.client, run.run_id), callbacks)
+        trainer = build_trainer(cfg, RunLogger(run.client, run.run_id, cfg.logger.rows_interval_s), callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=start.ckpt_path)
         metrics = final_metrics(trainer)
         health = combine(cb.verdict() for cb in callbacks if isinstance(cb, VerdictSource))

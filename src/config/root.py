@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from src.settings.types import NonNegativeFloat, Seed, Text, WritableDir
+from src.settings.types import NonNegativeFloat, PositiveFloat, Seed, Text, WritableDir
 
 
 class Root(TypedDict, total=False):
@@ -20,6 +20,7 @@ class Root(TypedDict, total=False):
 class Logger(TypedDict, total=False):
     experiment_name: Text
     run_name: Text | None
+    rows_interval_s: PositiveFloat  # seconds between two sends of the step metrics (src/tracking/logger.py)
 
 
 class Paths(TypedDict, total=False):

@@ -7,9 +7,11 @@ was ahead of every step the store held, and the closing line said "nothing was t
 
 1. `on_train_batch_start` asks the job's `RunLogger` whether a write failed (no waiting) and raises
    `StoreWriteFailed` there: a step boundary, as a stop by signal is (`graceful_stop.py`);
-2. `on_exception` (for that, or for any failure once the store refused rows) saves `last.ckpt` at that step and
-   moves the refused rows into `unsent_metrics.jsonl` beside it (`unsent_rows.py`); `resume=<run_id>` writes
-   them into the run first, so each step's rows are in the store exactly once;
+2. `on_exception` (for that, or for any failure) sends the rows still queued; when the store refused any of
+   them (it may first learn of a full disk there: rows wait up to `rows_interval_s`, and a short run can end
+   in that time) it saves `last.ckpt` at that step and moves the refused rows into `unsent_metrics.jsonl`
+   beside it (`unsent_rows.py`); `resume=<run_id>` writes them into the run first, so each step's rows are in
+   the store exactly once;
 3. the run context then closes the run FAILED if the store takes that write, else leaves it RUNNING for the
    reaper (KILLED, `outcome=lost`, at the next start or `python -m src.reap`), and the job ends with the one
    line `stopped_line` makes (exit status 1).
@@ -64,10 +66,10 @@ class StoreWriteStop(pl.Callback):
         logger = run_logger(trainer)
         if logger is None or not trainer.is_global_zero:
             return
-        refused = isinstance(exception, StoreWriteFailed) or logger.store_failure is not None or logger.unsent_rows
-        if not refused:
-            return  # another failure: the logger's finalize sends what is queued, as before
-        rows = logger.take_unsent()
+        refused = isinstance(exception, StoreWriteFailed) or logger.store_failure is not None
+        rows = logger.take_unsent()  # sends what is queued; the rows the store refuses now come back too
+        if not (refused or rows):
+            return  # another failure, and the store took every row
         folder = self.folder(trainer)
         if trainer.global_step > 0 and not trainer.fit_loop.done:  # once fit is done, GracefulStop saves there
             trainer.save_checkpoint(folder / "last.ckpt")
@@ -104,6 +106,6 @@ def stopped_line(cause: BaseException, run_id: str, store: str, closed: bool, st
              f"run {run_id} stopped{step} and is left RUNNING: the store could not record its end either; the reaper "
              "closes it (KILLED, outcome=lost) at the next start or `python -m src.reap`")
     fix = "free space on that disk" if full else "make the store writable again"
+    first = "the kept rows are written first; " if kept else ""
     return (f"gradreg: the MLflow store {store} cannot be written ({why}): {state}{kept}. To go on, {fix}, then: "
-            f"python -m src.train resume={run_id} (the kept rows are written first; the checkpoint continues from "
-            "there)")
+            f"python -m src.train resume={run_id} ({first}the checkpoint continues from there)")
