@@ -7,6 +7,7 @@ reap protocol is held by `JobStart` (`src/lifecycle/start.py`), whose steps refu
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import hydra
@@ -99,13 +100,16 @@ def main(cfg: DictConfig) -> float | None:
 
     quiet()
     with exit_status():
-        cfg = checked_config(cfg)
-        return objective(cfg, train(cfg))
+        try:
+            cfg = checked_config(cfg)
+            return objective(cfg, train(cfg))
+        finally:  # a stopped run's DataLoader workers end with its job (a sweep's worker process runs the next)
+            loaders = sys.modules.get("src.training.data.worker_signals")  # loaded once a loader was built
+            if loaders is not None:
+                loaders.shutdown_live_workers()
 
 
 if __name__ == "__main__":
-    import sys
-
     from src.config.composition import refuse_bad_composition
 
     refuse_bad_composition(sys.argv[1:])  # an unknown group option or key: its options named, exit 2

@@ -162,3 +162,29 @@ def test_dataloader_workers_ignore_stop_signals_only_with_the_project_loader() -
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
         safe = SignalSafeLoader(data, batch_size=4, num_workers=1, persistent_workers=True, worker_init_fn=worker_init)
         assert child_fate(safe, signum) == "alive", signal.Signals(signum).name
+
+
+EXIT_WITH_A_LIVE_ITERATOR = """
+import sys, torch
+from torch.utils.data import TensorDataset
+from src.training.data.worker_signals import SignalSafeLoader, worker_init
+loader = SignalSafeLoader(TensorDataset(torch.arange(64.0)), batch_size=4, num_workers=2, worker_init_fn=worker_init)
+iterator = iter(loader)
+next(iterator)
+print(" ".join(str(w.pid) for w in iterator._workers), flush=True)
+KEPT = [iterator]  # alive at exit, as a stopped run's iterator held by a traceback or a reference cycle
+"""
+
+
+def test_a_process_exiting_with_a_live_iterator_ends_its_workers_instead_of_waiting_for_them() -> None:
+    # multiprocessing ends daemonic children with SIGTERM, which these workers ignore, and then joins them: without
+    # the exit hook the process waits for ever (a preempted sweep's joblib worker hung there)
+    done = subprocess.run([sys.executable, "-c", EXIT_WITH_A_LIVE_ITERATOR], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "the workers ended with their process"

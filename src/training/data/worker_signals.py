@@ -19,17 +19,52 @@ be (mid-step, mid-save); the state at that point is not a step boundary, so no c
 could be trusted, and every batch in flight would be lost. Ignoring keeps the workers serving batches
 until the run stops at its step boundary and shuts them down itself. A worker whose parent dies
 exits on its own (PyTorch's watchdog checks every 5 s), and SIGKILL still ends it.
+
+The price of ignoring SIGTERM: `multiprocessing` ends a process's daemonic children at exit with SIGTERM
+and then joins them, so a process leaving with an iterator still alive (a stopped run's, kept by a
+traceback or a reference cycle) would wait for its workers for ever, and they for it. That hung a sweep's
+joblib worker on exit after the sweep was preempted. So every iterator of these loaders is tracked (weakly),
+and `shutdown_live_workers` sends its workers PyTorch's own stop (what the iterator does when it is
+collected): at the end of each job (`src/train.py`) and, before `multiprocessing` joins, at process exit.
 """
 
 from __future__ import annotations
 
+import multiprocessing.util
 import os
 import signal
+import weakref
 from typing import Any
 
 from torch.utils.data import DataLoader
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+LIVE_ITERATORS: weakref.WeakSet[Any] = weakref.WeakSet()  # this process's iterators with worker processes
+_exit_hook_pid: int | None = None  # the process that registered `shutdown_live_workers` to run at its exit
+
+
+def shutdown_live_workers() -> int:
+    """Stop the workers of every live iterator of a `SignalSafeLoader` in this process (PyTorch's own shutdown:
+    a stop message, a join); returns how many iterators had to be shut down."""
+    stopped = 0
+    for iterator in list(LIVE_ITERATORS):
+        LIVE_ITERATORS.discard(iterator)
+        if getattr(iterator, "_shutdown", True):
+            continue  # shut down already (or never started)
+        try:
+            iterator._shutdown_workers()  # what its __del__ and Lightning's loader reset call
+        except Exception:  # noqa: BLE001, S112 - a half-built iterator: its workers exit with this process
+            continue
+        stopped += 1
+    return stopped
+
+
+def _shut_down_at_exit() -> None:
+    """Run `shutdown_live_workers` at this process's exit, before `multiprocessing` joins its children."""
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():  # once per process (a forked or spawned one registers its own)
+        multiprocessing.util.Finalize(None, shutdown_live_workers, exitpriority=100)
+        _exit_hook_pid = os.getpid()
 
 
 def worker_init(worker_id: int) -> None:
@@ -63,6 +98,9 @@ class SignalSafeLoader(DataLoader):
             return super()._get_iterator()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            return super()._get_iterator()
+            iterator = super()._get_iterator()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _shut_down_at_exit()
+        LIVE_ITERATORS.add(iterator)
+        return iterator
