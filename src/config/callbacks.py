@@ -1,5 +1,5 @@
-"""The callbacks group: settings of Lightning's ModelCheckpoint. Other callbacks (a test's injected
-`+callbacks.x._target_=...`) are checked by their arguments' names."""
+"""The callbacks group: settings of Lightning's ModelCheckpoint (the project's `RunCheckpoint` takes the same).
+Other callbacks (a test's injected `+callbacks.x._target_=...`) are checked by their arguments' names."""
 
 from __future__ import annotations
 
@@ -25,4 +25,5 @@ class ModelCheckpoint(TypedDict, total=False):
     enable_version_counter: bool  # false: one last.ckpt, never last-v1.ckpt (a run's folder holds only its own)
 
 
-SCHEMAS = {"pytorch_lightning.callbacks.ModelCheckpoint": ModelCheckpoint}
+SCHEMAS = {"pytorch_lightning.callbacks.ModelCheckpoint": ModelCheckpoint,
+           "src.lifecycle.last_checkpoint.RunCheckpoint": ModelCheckpoint}
