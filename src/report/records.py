@@ -117,9 +117,21 @@ def stored_value(value: float) -> float:
 
 
 def metric_history(mlflow_client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
-    """Every logged (step, value) of one metric of one run, in step order (±Inf given back as such)."""
-    history = sorted(mlflow_client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-    return [(m.step, stored_value(m.value)) for m in history]
+    """The (step, value) points of one metric of one run on the run's current trajectory, in step order (±Inf
+    given back as such).
+
+    A run resumed from a checkpoint older than its last logged step (it was killed without its clean stop)
+    trains those steps again and logs them a second time: the points logged before, from that step on, belong to
+    a trajectory that was abandoned. Read in the order they were logged, a step lower than the last one kept
+    marks such a restart, and the kept points from that step on are dropped."""
+    logged = sorted(mlflow_client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step))
+    kept: list[Any] = []
+    for point in logged:
+        if kept and point.step < kept[-1].step:
+            while kept and kept[-1].step >= point.step:
+                kept.pop()
+        kept.append(point)
+    return [(m.step, stored_value(m.value)) for m in sorted(kept, key=lambda m: m.step)]
 
 
 def history_values(mlflow_client: Any, run_id: str, key: str) -> list[float]:
