@@ -96,11 +96,12 @@ def test_arm_families() -> None:
         == ["none", "l1_1e-5", "l1_1e-3", "clip"]
 
 
-def test_the_gpu_scale_study_composes_at_full_width_on_cifar10(compose) -> None:
+def test_the_gpu_scale_study_composes_at_full_width_on_cifar10(compose, monkeypatch: pytest.MonkeyPatch) -> None:
     """`scripts/study.py --scale gpu`: every block at full width on CIFAR-10, on the GPU trainer, 20,000 steps."""
     import argparse
     import importlib.util
 
+    monkeypatch.syspath_prepend(str(CONFIG_DIR.parent / "scripts"))  # its `import study_queue`, as when run there
     spec = importlib.util.spec_from_file_location("study_script", CONFIG_DIR.parent / "scripts" / "study.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
