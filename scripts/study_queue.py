@@ -16,9 +16,9 @@ and seed; the newest such run counts):
 | RUNNING with a live process (another runner) | nothing |
 | FAILED | nothing (a failure is reported, not retried: `--retry-failed` resumes it) |
 
-Every `src.train` start reaps dead runs first, so a RUNNING run whose process died is KILLED/lost by the time
-the next runner looks again. A SIGTERM or SIGINT to the runner is passed to its jobs, which write last.ckpt and
-end KILLED/interrupted; the next `make study` continues them.
+The runner reaps the store before each lookup (as every `src.train` start does), so a RUNNING run whose process
+died is KILLED/lost, and resumed, by the time the runner looks at its job. A SIGTERM or SIGINT to the runner is
+passed to its jobs, which write last.ckpt and end KILLED/interrupted; the next `make study` continues them.
 """
 
 from __future__ import annotations
@@ -71,9 +71,15 @@ def job_of(tags: dict[str, str]) -> Job | None:
 
 
 def runs_by_job(mlflow_client: Any, experiment: str) -> dict[Job, Any]:
-    """The newest run of every job in the store's study experiment."""
+    """The newest run of every job in the store's study experiment, once the store's lost runs are closed: a job
+    whose process died (SIGKILL, out of memory, a reboot) is then KILLED/lost and resumed, not skipped as if another
+    runner held it (the runner starts no `src.train`, whose start would reap, while its only jobs look RUNNING)."""
     from src.tracking.client import search_all_runs
+    from src.tracking.reaper import liveness_settings, reap
 
+    _, lost_after_s, reap_enabled = liveness_settings()
+    if reap_enabled:
+        reap(mlflow_client, lost_after_s)
     exp = mlflow_client.get_experiment_by_name(experiment)
     if exp is None:
         return {}

@@ -118,6 +118,24 @@ def test_a_stop_signal_during_the_store_lookup_starts_no_job(monkeypatch: pytest
     assert launched == [] and timing["interrupted"] is True
 
 
+def test_a_job_whose_process_died_is_resumed_and_one_still_running_is_left_alone(mlflow_client) -> None:  # noqa: ANN001
+    """A job's run left RUNNING by a killed process (no `src.train` started since, so nothing reaped it) is closed
+    lost and resumed; a job whose process lives (another runner's) is skipped."""
+    from src.tracking.liveness import process_tags
+    from tests.test_reaper import dead_process_tags
+
+    experiment = mlflow_client.create_experiment("study2")
+    runs = {}
+    for seed, tags in (("0", dead_process_tags()), ("1", process_tags())):
+        overrides = f"experiment=study2_late_dying +study/arm=none seed={seed} logger.experiment_name=study2"
+        runs[seed] = mlflow_client.create_run(experiment, tags={**tags, "overrides": overrides}).info.run_id
+    found = queue.runs_by_job(mlflow_client, "study2")
+    dead, live = (found[queue.Job("late_dying", "none", seed)] for seed in ("0", "1"))
+    assert (dead.info.run_id, dead.info.status, dead.data.tags["outcome"]) == (runs["0"], "KILLED", "lost")
+    assert (live.info.run_id, live.info.status) == (runs["1"], "RUNNING")
+    assert (queue.action(dead, False), queue.action(live, False)) == ("resume", "skip")
+
+
 def test_the_queue_runs_only_the_arms_and_seeds_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[queue.Job] = []
     monkeypatch.setattr(queue, "runs_by_job", lambda client, experiment: {})
