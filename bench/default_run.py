@@ -7,9 +7,18 @@ the floor the run's cost is read against (`wall ×` and `CPU ×` in the table). 
 run of another checkout (the code before a change) is timed in the same rounds: a round runs bare, the run,
 the baseline's run, in an order rotated from round to round, so a change of the machine's load hits all alike.
 
+Two more floors run in the same rounds, to tell the run's own cost from what its libraries cost before it does
+anything: **the libraries' imports** (`import torch, pytorch_lightning, mlflow.tracking, hydra`, nothing else;
+its "CPU s to the first step" is the CPU time when the imports are done: no process that uses them can reach
+its first step in less) and **Lightning alone** (the same steps of
+the same LeNet-5 as a minimal `LightningModule` in a `Trainer` with no logger, checkpoint, progress bar,
+validation or test: what Lightning's loop costs over the bare one).
+
 Per process: wall time; CPU time (user + system of the process and its threads, `ru_utime + ru_stime` of
 the waited-for child); for the runs, the CPU time when the first optimizer step starts (everything before
-training: imports, config, the MLflow run, the data, the sanity check); peak RSS; the test accuracy.
+training: imports, config, the MLflow run, the data, the sanity check) and the CPU time its garbage
+collections took (`gc.callbacks`, the collecting thread's clock: what `src/training/frozen_setup.py` cuts,
+readable on a machine too noisy for the totals to show it); peak RSS; the test accuracy.
 Runs log into one throwaway sqlite store, created (and migrated) before the first timed run, as a user's
 store is after their first run; outputs go to a temporary folder. A run's output goes to a
 pseudo-terminal, as in a user's shell, so the progress bar draws what it does there. Each process is
@@ -41,8 +50,17 @@ MEASURE = (  # runs argv[1:], then prints its peak resident set (KiB on Linux) a
     "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
     "print(f'\\npeak_rss_kib={u.ru_maxrss} cpu_s={u.ru_utime + u.ru_stime:.3f}'); sys.exit(status)"
 )
-FIRST_STEP = (  # `python -m src.train argv[1:]`, printing its CPU seconds when the first optimizer step starts
-    "import runpy, sys, time\n"
+FIRST_STEP = (  # `python -m src.train argv[1:]`, printing its CPU seconds when the first optimizer step starts,
+    # and at its end the CPU seconds its garbage collections took (the collecting thread's, per collection)
+    "import atexit, gc, runpy, sys, time\n"
+    "gc_cpu_s = [0.0, 0.0]\n"
+    "def gc_clock(phase, info):\n"
+    "    if phase == 'start':\n"
+    "        gc_cpu_s[1] = time.thread_time()\n"
+    "    else:\n"
+    "        gc_cpu_s[0] += time.thread_time() - gc_cpu_s[1]\n"
+    "gc.callbacks.append(gc_clock)\n"
+    "atexit.register(lambda: print(f'\\ngc_cpu_s={gc_cpu_s[0]:.3f}', flush=True))\n"
     "from torch.optim.optimizer import register_optimizer_step_pre_hook\n"
     "def mark(*args):\n"
     "    if not mark.done:\n"
@@ -71,6 +89,39 @@ BARE = (  # argv: epochs, batches per epoch; LeNet-5's steps in plain PyTorch
     "        loss.backward()\n"
     "        opt.step()\n"
 )
+LIBRARIES = (  # a run's libraries, imported only; its "first step" is the end of the imports (the process's own
+    # end, interpreter teardown included, is in its CPU s): no run that uses them starts training sooner
+    "import time, torch, pytorch_lightning, mlflow.tracking, hydra\n"
+    "print(f'\\nfirst_step_cpu_s={time.process_time():.3f}', flush=True)\n"
+)
+LIGHTNING = (  # argv: epochs, batches per epoch; the bare process's steps through Lightning's loop, nothing else
+    "import sys, time, torch, torch.nn.functional as F, pytorch_lightning as pl\n"
+    "from torch.optim.optimizer import register_optimizer_step_pre_hook\n"
+    "from torch.utils.data import DataLoader, TensorDataset\n"
+    "from src.models.lenet import lenet5\n"
+    "def mark(*args):\n"
+    "    if not mark.done:\n"
+    "        mark.done = True\n"
+    "        print(f'\\nfirst_step_cpu_s={time.process_time():.3f}', flush=True)\n"
+    "mark.done = False\n"
+    "register_optimizer_step_pre_hook(mark)\n"
+    "class Plain(pl.LightningModule):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.net = lenet5()\n"
+    "    def training_step(self, batch, batch_idx):\n"
+    "        x, y = batch\n"
+    "        return F.cross_entropy(self.net(x), y)\n"
+    "    def configure_optimizers(self):\n"
+    "        return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)\n"
+    "epochs, batches = int(sys.argv[1]), int(sys.argv[2])\n"
+    "torch.manual_seed(0)\n"
+    "n = 3500 if batches >= 110 else 32 * batches\n"
+    "data = TensorDataset(torch.randn(n, 1, 32, 32), torch.randint(0, 10, (n,)))\n"
+    "trainer = pl.Trainer(max_epochs=epochs, accelerator='cpu', devices=1, logger=False, enable_checkpointing=False,\n"
+    "                     enable_progress_bar=False, enable_model_summary=False)\n"
+    "trainer.fit(Plain(), DataLoader(data, batch_size=32, shuffle=True))\n"
+)
 FULL_STEPS = (15, 110)  # the default run: 15 epochs of ceil(3,500 / 32) batches
 QUICK = (  # `--quick`: the same entry point and path through the code, a few batches
     "trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
@@ -93,6 +144,7 @@ class Timings:
     walls_s: list[float] = field(default_factory=list)
     cpus_s: list[float] = field(default_factory=list)
     first_step_cpus_s: list[float] = field(default_factory=list)
+    gc_cpus_s: list[float] = field(default_factory=list)  # the runs' garbage collections (not the exit's)
     peak_rss_mib: float = 0.0  # the largest of the rounds
     test_acc: float | None = None  # of the last round (every run of the default config gives the same one)
 
@@ -108,6 +160,10 @@ class Timings:
     def first_step_cpu_s(self) -> float | None:
         return statistics.median(self.first_step_cpus_s) if self.first_step_cpus_s else None
 
+    @property
+    def gc_cpu_s(self) -> float | None:
+        return statistics.median(self.gc_cpus_s) if self.gc_cpus_s else None
+
 
 @dataclass
 class DefaultRuns:
@@ -116,6 +172,8 @@ class DefaultRuns:
     run: Timings
     bare: Timings
     baseline: Timings | None = None
+    libraries: Timings | None = None  # the libraries' imports alone
+    lightning: Timings | None = None  # the bare steps through Lightning's loop alone
     imports: dict[str, dict[str, float]] = field(default_factory=dict)  # "run"/"baseline" -> importtime figures
 
 
@@ -149,6 +207,9 @@ def _measure(into: Timings, cmd: list[str], env: dict[str, str], cwd: Path) -> N
     first = re.search(r"first_step_cpu_s=([0-9.]+)", out)
     if first:
         into.first_step_cpus_s.append(float(first.group(1)))
+    collections = re.search(r"gc_cpu_s=([0-9.]+)", out)
+    if collections:
+        into.gc_cpus_s.append(float(collections.group(1)))
     accuracy = re.search(r"test/acc = ([0-9.]+)", out)
     into.test_acc = float(accuracy.group(1)) if accuracy else None
 
@@ -196,6 +257,8 @@ def time_default_runs(count: int, overrides: tuple[str, ...] = (), threads: int 
     epochs, batches = QUICK_STEPS if overrides == QUICK else FULL_STEPS
     kinds: dict[str, tuple[list[str], dict[str, str], Path]] = {
         "bare": (["-c", BARE, str(epochs), str(batches)], {**env, "PYTHONPATH": str(ROOT)}, ROOT),
+        "libraries": (["-c", LIBRARIES], {**env, "PYTHONPATH": str(ROOT)}, ROOT),
+        "lightning": (["-c", LIGHTNING, str(epochs), str(batches)], {**env, "PYTHONPATH": str(ROOT)}, ROOT),
         "run": (["-c", FIRST_STEP, *args], {**env, "PYTHONPATH": str(ROOT)}, ROOT),
     }
     if baseline is not None:
@@ -207,5 +270,6 @@ def time_default_runs(count: int, overrides: tuple[str, ...] = (), threads: int 
             cmd, kind_env, cwd = kinds[kind]
             _measure(timings[kind], [sys.executable, *cmd], kind_env, cwd)
     imports = {kind: import_times(kinds[kind][2], kinds[kind][1], (f"paths.log_dir={folder / 'outputs'}",))
-               for kind in kinds if kind != "bare"}
-    return DefaultRuns(timings["run"], timings["bare"], timings.get("baseline"), imports)
+               for kind in ("run", "baseline") if kind in kinds}
+    return DefaultRuns(timings["run"], timings["bare"], timings.get("baseline"), libraries=timings["libraries"],
+                       lightning=timings["lightning"], imports=imports)

@@ -39,13 +39,18 @@ def test_bench_quick_writes_every_model_and_mode(tmp_path: Path) -> None:
     assert {"run", "bare", "wall_ratio", "cpu_ratio", "imports"} <= set(default)
     assert {"wall_s", "cpu_s", "first_step_cpu_s", "peak_rss_mib", "test_acc"} <= set(default["run"])
     assert default["run"]["first_step_cpu_s"] < default["run"]["cpu_s"]  # the CPU before training is part of it
+    assert 0 <= default["run"]["gc_cpu_s"] < default["run"]["cpu_s"]  # the collections' CPU is part of it
     assert {"wall_s", "cpu_s"} <= set(default["bare"]) and "test_acc" not in default["bare"]
+    assert default["libraries"]["first_step_cpu_s"] < default["libraries"]["cpu_s"]  # imports, then the exit
+    assert default["lightning"]["first_step_cpu_s"] < default["lightning"]["cpu_s"]  # its loop ran after set-up
     assert default["wall_ratio"] == pytest.approx(default["run"]["wall_s"] / default["bare"]["wall_s"], rel=0.01)
     assert default["imports"]["run"]["total_s"] > 0 and "torch" in default["imports"]["run"]
     assert {"load_1min_start", "threads", "repeats"} <= set(data["context"])
     for model in MODELS:
         assert f"| {model} (batch 32" in proc.stdout  # one row per model in the printed table
     assert "default run `python -m src.train" in proc.stdout and "| bare PyTorch, same steps |" in proc.stdout
+    assert "| the libraries' imports alone (floor) |" in proc.stdout
+    assert "| Lightning alone, same steps (floor) |" in proc.stdout
 
 
 def test_modes_are_named_for_their_json_keys() -> None:
