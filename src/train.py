@@ -57,6 +57,7 @@ def train(cfg: DictConfig) -> JobResult:
     from src.monitor.verdict import VerdictSource, combine
     from src.tracking.logger import RunLogger
     from src.training.builders import build_callbacks, build_datamodule, build_module, build_trainer
+    from src.training.frozen_setup import setup_objects_frozen
 
     start = JobStart.plan(cfg)  # lost runs reaped; the checkpoint and run to continue; examples left out
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -67,12 +68,14 @@ def train(cfg: DictConfig) -> JobResult:
     with start.tracked_run() as run:
         callbacks = start.callbacks(run, build_callbacks(cfg))
         trainer = build_trainer(cfg, RunLogger(run.client, run.run_id, cfg.logger.rows_interval_s), callbacks)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=start.ckpt_path)
-        metrics = final_metrics(trainer)
-        health = combine(cb.verdict() for cb in callbacks if isinstance(cb, VerdictSource))
-        forensics = summary_line(callbacks)  # where the first NaN came from, when the monitor replayed it
-        run.outcome = "diverged" if health.diverged else run.outcome
-        metrics |= run_test_if_due(cfg, trainer, module, datamodule, health.diverged, health.test_after_divergence)
+        with setup_objects_frozen():  # the collector skips what was built so far (src/training/frozen_setup.py)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=start.ckpt_path)
+            metrics = final_metrics(trainer)
+            health = combine(cb.verdict() for cb in callbacks if isinstance(cb, VerdictSource))
+            forensics = summary_line(callbacks)  # where the first NaN came from, when the monitor replayed it
+            run.outcome = "diverged" if health.diverged else run.outcome
+            metrics |= run_test_if_due(cfg, trainer, module, datamodule, health.diverged,
+                                       health.test_after_divergence)
         if trainer.interrupted:
             raise KeyboardInterrupt  # the run context closes the run as interrupted
     if run.owner:
@@ -110,6 +113,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from src.training.frozen_setup import full_collections_off
+
+    full_collections_off()  # none over the imports and set-up (src/training/frozen_setup.py)
     from src.config.composition import refuse_bad_composition
 
     refuse_bad_composition(sys.argv[1:])  # an unknown group option or key: its options named, exit 2
