@@ -50,6 +50,21 @@ MEASURE = (  # runs argv[1:], then prints its peak resident set (KiB on Linux) a
     "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
     "print(f'\\npeak_rss_kib={u.ru_maxrss} cpu_s={u.ru_utime + u.ru_stime:.3f}'); sys.exit(status)"
 )
+MARK_FIRST_STEP = (  # prints the process's CPU seconds when its first optimizer step starts (needs `time` imported)
+    "from torch.optim.optimizer import register_optimizer_step_pre_hook\n"
+    "def mark(*args):\n"
+    "    if not mark.done:\n"
+    "        mark.done = True\n"
+    "        print(f'\\nfirst_step_cpu_s={time.process_time():.3f}', flush=True)\n"
+    "mark.done = False\n"
+    "register_optimizer_step_pre_hook(mark)\n"
+)
+STEP_DATA = (  # argv: epochs, batches per epoch; the same random examples for the bare process and Lightning alone
+    "epochs, batches = int(sys.argv[1]), int(sys.argv[2])\n"
+    "torch.manual_seed(0)\n"
+    "n = 3500 if batches >= 110 else 32 * batches\n"
+    "x, y = torch.randn(n, 1, 32, 32), torch.randint(0, 10, (n,))\n"
+)
 FIRST_STEP = (  # `python -m src.train argv[1:]`, printing its CPU seconds when the first optimizer step starts,
     # and at its end the CPU seconds its garbage collections took (the collecting thread's, per collection)
     "import atexit, gc, runpy, sys, time\n"
@@ -61,25 +76,16 @@ FIRST_STEP = (  # `python -m src.train argv[1:]`, printing its CPU seconds when 
     "        gc_cpu_s[0] += time.thread_time() - gc_cpu_s[1]\n"
     "gc.callbacks.append(gc_clock)\n"
     "atexit.register(lambda: print(f'\\ngc_cpu_s={gc_cpu_s[0]:.3f}', flush=True))\n"
-    "from torch.optim.optimizer import register_optimizer_step_pre_hook\n"
-    "def mark(*args):\n"
-    "    if not mark.done:\n"
-    "        mark.done = True\n"
-    "        print(f'\\nfirst_step_cpu_s={time.process_time():.3f}', flush=True)\n"
-    "mark.done = False\n"
-    "register_optimizer_step_pre_hook(mark)\n"
-    "sys.argv = ['src.train', *sys.argv[1:]]\n"
+    + MARK_FIRST_STEP
+    + "sys.argv = ['src.train', *sys.argv[1:]]\n"
     "runpy.run_module('src.train', run_name='__main__', alter_sys=True)\n"
 )
 BARE = (  # argv: epochs, batches per epoch; LeNet-5's steps in plain PyTorch
     "import sys, torch, torch.nn.functional as F\n"
     "from src.models.lenet import lenet5\n"
-    "epochs, batches = int(sys.argv[1]), int(sys.argv[2])\n"
-    "torch.manual_seed(0)\n"
-    "net = lenet5()\n"
+    + STEP_DATA
+    + "net = lenet5()\n"
     "opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)\n"
-    "n = 3500 if batches >= 110 else 32 * batches\n"
-    "x, y = torch.randn(n, 1, 32, 32), torch.randint(0, 10, (n,))\n"
     "for epoch in range(epochs):\n"
     "    order = torch.randperm(n)\n"
     "    for i in range(0, n, 32):\n"
@@ -96,16 +102,10 @@ LIBRARIES = (  # a run's libraries, imported only; its "first step" is the end o
 )
 LIGHTNING = (  # argv: epochs, batches per epoch; the bare process's steps through Lightning's loop, nothing else
     "import sys, time, torch, torch.nn.functional as F, pytorch_lightning as pl\n"
-    "from torch.optim.optimizer import register_optimizer_step_pre_hook\n"
     "from torch.utils.data import DataLoader, TensorDataset\n"
     "from src.models.lenet import lenet5\n"
-    "def mark(*args):\n"
-    "    if not mark.done:\n"
-    "        mark.done = True\n"
-    "        print(f'\\nfirst_step_cpu_s={time.process_time():.3f}', flush=True)\n"
-    "mark.done = False\n"
-    "register_optimizer_step_pre_hook(mark)\n"
-    "class Plain(pl.LightningModule):\n"
+    + MARK_FIRST_STEP
+    + "class Plain(pl.LightningModule):\n"
     "    def __init__(self):\n"
     "        super().__init__()\n"
     "        self.net = lenet5()\n"
@@ -114,10 +114,8 @@ LIGHTNING = (  # argv: epochs, batches per epoch; the bare process's steps throu
     "        return F.cross_entropy(self.net(x), y)\n"
     "    def configure_optimizers(self):\n"
     "        return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)\n"
-    "epochs, batches = int(sys.argv[1]), int(sys.argv[2])\n"
-    "torch.manual_seed(0)\n"
-    "n = 3500 if batches >= 110 else 32 * batches\n"
-    "data = TensorDataset(torch.randn(n, 1, 32, 32), torch.randint(0, 10, (n,)))\n"
+    + STEP_DATA
+    + "data = TensorDataset(x, y)\n"
     "trainer = pl.Trainer(max_epochs=epochs, accelerator='cpu', devices=1, logger=False, enable_checkpointing=False,\n"
     "                     enable_progress_bar=False, enable_model_summary=False)\n"
     "trainer.fit(Plain(), DataLoader(data, batch_size=32, shuffle=True))\n"
