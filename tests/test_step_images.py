@@ -72,3 +72,40 @@ def test_bad_input_is_refused_naming_the_argument(kwargs: dict, message: str) ->
     args = {"steps": STEPS, "layer_values": VALUES, "labels": LABELS, "step": 5, **kwargs}
     with pytest.raises(ValueError, match=message):
         render_flow_image(**args)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [LABELS,  # LeNet-5-like: a few short names
+     [f"{i:03d}.layer{1 + i // 40}.{i % 8}.downsample.0" for i in range(155)]],  # ResNet-152-like: many, long
+)
+def test_every_text_of_the_fixed_layout_lies_inside_the_image(labels: list[str]) -> None:
+    """The margins are arithmetic on the font sizes, not `tight_layout`: the tick labels, axis label, title and
+    legend must still fit, from the shortest to the longest layer names (a label cut off by the edge fails)."""
+    from matplotlib.text import Text
+
+    from src.tracking.step_images import flow_figure
+
+    values = np.abs(np.random.default_rng(0).normal(size=(4, len(labels)))) * np.logspace(-12, 0, len(labels))
+    values[-1, 1] = np.nan  # the cross and its legend entry drawn too
+    fig = flow_figure(STEPS, values, labels, 15)
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    assert len(texts) >= 8  # tick labels, axis label, title, legend entries
+    drawn = fig.get_tightbbox(renderer)  # inches: every drawn artist, text included (ticks off the axis left out)
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01, f"text cut off at the left or bottom: {drawn}"
+    assert drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, f"text cut off at the right or top: {drawn}"
+
+
+def test_rendering_uses_no_pyplot_so_a_background_thread_can_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor renders on its writer thread; pyplot's global figure registry is not thread-safe, so a render
+    must not go through it: with pyplot's figure makers made to fail, it still renders."""
+    import matplotlib.pyplot as plt
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a step image went through pyplot's global figure registry")
+
+    for maker in ("figure", "subplots", "subplot"):
+        monkeypatch.setattr(plt, maker, refuse)
+    assert render_flow_image(STEPS, VALUES, LABELS, 15).size == (480, 300)

@@ -5,8 +5,8 @@ read at the first flush; a run without a known length gets them at steps 0, 10, 
 At a flush whose steps reach the next planned step, the flush's last row of relative data gradients
 ‖g‖/‖θ‖ per layer is rendered (`src/tracking/step_images.py`, the earlier rows of the flush as thin
 lines) and logged with `MlflowClient.log_image` on the sink's client (`experiment`, `run_id`); a
-sink without them (a test's memory logger) gets none. A render takes 0.1-0.3 s, so the monitor runs
-it on its background writer (`job`), `count` times a run.
+sink without them (a test's memory logger) gets none. A render takes 0.1-0.4 s (more layers take
+longer), so the monitor runs it on its background writer (`job`), `count` times a run.
 """
 
 from __future__ import annotations
