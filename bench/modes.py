@@ -2,7 +2,9 @@
 
 A mode is the list of callbacks a real Lightning `fit` of the project's `ClassificationModule` gets
 (logging into a throwaway MLflow store at the run's cadence, as a run does), or `BARE`: plain PyTorch
-with no Lightning and no MLflow, the floor the others are compared with.
+with no Lightning and no MLflow, the floor the others are compared with, or `LIGHTNING`: the bare step
+as a minimal `LightningModule` in a `Trainer` with no logger (what Lightning's loop alone adds: the floor
+of every mode that trains through Lightning, which the project cannot go below).
 
 `monitor` is the gradient statistics alone (instruments and forensics off); `monitor+<instrument>` adds one
 instrument at its default schedule (`instrument(setting)`), `monitor+<instrument>@1` the same at
@@ -23,6 +25,7 @@ import pytorch_lightning as pl
 
 CallbackFactory = Callable[[int], list[pl.Callback]]  # log_every_n_steps -> the mode's callbacks
 BARE = "bare"
+LIGHTNING = "lightning"  # the bare step through Lightning's loop alone (`bench/steps.py`, `fit_plain`)
 
 
 def monitor(**settings: Any) -> CallbackFactory:
@@ -58,6 +61,7 @@ def instrument(setting: str, every: int | None = None) -> CallbackFactory:
 
 MODES: dict[str, CallbackFactory | None] = {
     BARE: None,  # forward, cross-entropy, backward, SGD step on tensors sliced from memory
+    LIGHTNING: None,  # the same step as a minimal LightningModule in a Trainer: no logger, no metric, no callback
     "module": nothing,  # ClassificationModule + Trainer + RunLogger (MLflow), no gradient monitoring
     "monitor": monitor(**INSTRUMENTS_OFF),  # + GradientHealthMonitor's statistics (every step, host read every N)
     "monitor+signal": instrument("signal_every_n_steps"),  # + back-propagated signal at its default schedule
@@ -96,8 +100,9 @@ COMPARISONS: dict[str, CallbackFactory] = {  # `--compare`: other ways to get gr
 
 
 def check_names(modes: dict[str, Any]) -> None:
-    """Mode names are JSON keys: `bare`, `module`, `monitor`, `monitor+<instrument>` (and the comparisons)."""
+    """Mode names are JSON keys: `bare`, `lightning`, `module`, `monitor`, `monitor+<instrument>` (and the
+    comparisons)."""
     for name in modes:
-        if name not in (BARE, "module", "monitor", *COMPARISONS) and not name.startswith("monitor+"):
-            raise ValueError(f"mode {name!r}: name it bare, module, monitor or monitor+<instrument>")
+        if name not in (BARE, LIGHTNING, "module", "monitor", *COMPARISONS) and not name.startswith("monitor+"):
+            raise ValueError(f"mode {name!r}: name it bare, lightning, module, monitor or monitor+<instrument>")
 

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_MODES = ("bare", "module", "monitor", "monitor+signal", "monitor+units", "monitor+sharpness",
+STEP_MODES = ("bare", "lightning", "module", "monitor", "monitor+signal", "monitor+units", "monitor+sharpness",
               "monitor+forensics", "monitor+all")
 OPS_MODES = ("monitor", "monitor+signal", "monitor+units", "monitor+forensics", "monitor+all")
 
@@ -38,6 +38,16 @@ def checkout_env(path: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(path), "OMP_NUM_THREADS": "1"}
     env.pop("GRADREG_RUN_ID", None)
     return env
+
+
+def registered_modes(path: Path) -> set[str]:
+    """The step modes the checkout at `path` registers (an older checkout may lack a newer mode)."""
+    code = "from bench.modes import MODES; print(' '.join(MODES))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=path, env=checkout_env(path), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{path}: {done.stderr[-3000:]}")
+    return set(done.stdout.split())
 
 
 def step_round(path: Path, modes: tuple[str, ...]) -> dict[str, float]:
@@ -84,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                                         indent=2) + "\n")
         return 0
     data: dict = {"context": {"uptime_start": uptime()}, "steps": {k: [] for k in checkouts}}
+    modes = {name: tuple(m for m in STEP_MODES if m in registered_modes(path)) for name, path in checkouts.items()}
     for r in range(args.rounds):
         for name in list(checkouts)[r % 2:] + list(checkouts)[: r % 2]:
-            data["steps"][name].append(step_round(checkouts[name], STEP_MODES))
+            data["steps"][name].append(step_round(checkouts[name], modes[name]))
         print(f"step round {r + 1}/{args.rounds} done; {uptime()}", flush=True)
     data["context"]["uptime_after_steps"] = uptime()
     if args.runs:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.modes import BARE, CallbackFactory
+from bench.modes import BARE, LIGHTNING, CallbackFactory
 from src.training.data import TensorExamples
 from src.training.data.examples import keep_batch
 from src.training.module import ClassificationModule
@@ -175,6 +175,36 @@ def fit(
     return (clock.end - clock.start) * 1000 / run.steps, trainer
 
 
+class PlainModule(pl.LightningModule):
+    """The bare loop's step as a `LightningModule`: forward, cross-entropy, SGD; nothing logged, no metric."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch[:2]
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return sgd(self.parameters())
+
+
+def fit_plain(
+    net: nn.Module, data: TensorExamples, run: ModelRun, device: str, precision: str = "32-true",
+) -> tuple[float, pl.Trainer]:
+    """The `LIGHTNING` floor: `PlainModule` in a `Trainer` with no logger, checkpoint, progress bar or
+    validation; the same data loader, steps and clock as `fit`. Returns (ms/step, the trainer)."""
+    clock = StepClock(run.warmup, device)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
+        **precision_args(precision, device), logger=False, callbacks=[clock], limit_val_batches=0,
+        num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(PlainModule(copy.deepcopy(net)), DataLoader(data, batch_size=run.batch_size, collate_fn=keep_batch))
+    return (clock.end - clock.start) * 1000 / run.steps, trainer
+
+
 def rotated(names: list[str], r: int) -> list[str]:
     return names[r % len(names):] + names[: r % len(names)]
 
@@ -191,7 +221,9 @@ def measure(
         for r in range(repeats):
             for mode in rotated(list(modes), r):
                 factory = modes[mode]
-                if mode == BARE or factory is None:
+                if mode == LIGHTNING:
+                    times[mode].append(fit_plain(net, data, run, device, precision)[0])
+                elif mode == BARE or factory is None:
                     times[mode].append(time_bare(net, data, run, device, precision))
                 else:
                     times[mode].append(fit(net, data, run, factory(run.log_every), store, device, precision)[0])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.modes import BARE, COMPARISONS, MODES, check_names, monitor
+from bench.modes import BARE, COMPARISONS, LIGHTNING, MODES, check_names, monitor
 from src.paths import PROJECT_ROOT
 
 MODELS = ("lenet5", "vgg19", "resnet152")
@@ -54,11 +54,28 @@ def test_bench_quick_writes_every_model_and_mode(tmp_path: Path) -> None:
 
 
 def test_modes_are_named_for_their_json_keys() -> None:
-    check_names({BARE: None, "module": None, "monitor": None, "monitor+signal": monitor(), **COMPARISONS})
+    check_names({BARE: None, LIGHTNING: None, "module": None, "monitor": None, "monitor+signal": monitor(),
+                 **COMPARISONS})
     with pytest.raises(ValueError, match="monitor\\+<instrument>"):
         check_names({"signal": monitor()})
     [callback] = monitor(rel_update_every_n_steps=0)(7)
     assert (callback.every_n_steps, callback.rel_update_every_n_steps, callback.plots) == (7, 0, False)
+
+
+def test_the_lightning_floor_trains_the_bare_step_through_lightning_alone() -> None:
+    """The `lightning` mode is the floor of every Lightning mode: the same steps as `bare` (each one an update of
+    the weights), through a Trainer with nothing of the project's attached (no logger, no callback but the clock)."""
+    from bench.steps import ModelRun, build_net, fit_plain, random_examples
+
+    run = ModelRun("lenet5", None, warmup=2, steps=3)
+    net = build_net(run)
+    before = [p.detach().clone() for p in net.parameters()]
+    ms, trainer = fit_plain(net, random_examples(run), run, "cpu")
+    assert ms > 0 and trainer.global_step == run.total and trainer.logger is None
+    assert [type(c).__name__ for c in trainer.callbacks] == ["StepClock"]
+    trained = list(trainer.lightning_module.net.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, trained, strict=True))  # every tensor was updated
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))  # on a copy of the net
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
@@ -75,6 +92,7 @@ def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     out = proc.stdout
     assert out.count("skipped: needs CUDA") == 1  # the 16-mixed skipped-step count; the sync check is emulated
-    assert "(CPU emulation)" in out and out.count("0 host reads between flushes") == 3 * (len(MODES) - 2)
+    assert "(CPU emulation)" in out and out.count("0 host reads between flushes") == 3 * len(
+        [m for m in MODES if m.startswith("monitor")])
     assert "16-mixed" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 3
     assert "all checks passed" in out
