@@ -142,13 +142,17 @@ class StepClock(pl.Callback):
 
 
 class ThrowawayStore:
-    """An MLflow sqlite store in a temporary folder; each fit logs into a new run of it through `RunLogger`."""
+    """An MLflow sqlite store in a temporary folder; each fit logs into a new run of it through `RunLogger`.
+
+    Its client is the one a run gets (`src.tracking.client.client`): the store's journal as a run sets it,
+    and MLflow's telemetry off as `src.tracking` turns it off (a client made first would start MLflow's
+    telemetry threads, whose Python work would slow every Lightning mode through the GIL, not a run)."""
 
     def __init__(self) -> None:
-        from mlflow.tracking import MlflowClient
+        from src.tracking.client import client
 
         self.uri = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-')) / 'mlflow.db'}"
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = client(self.uri)
         self.experiment_id = self.client.create_experiment("bench")
 
     def logger(self) -> Any:
