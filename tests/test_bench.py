@@ -3,6 +3,7 @@ Their figures are measurements, never asserted here: only the shape of what they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -96,3 +97,23 @@ def test_gpu_check_dry_run_on_cpu_runs_all_but_the_cuda_parts() -> None:
         [m for m in MODES if m.startswith("monitor")])
     assert "16-mixed" in out and "bf16-mixed" in out and out.count("| vgg19 (batch 8") == 3
     assert "all checks passed" in out
+
+
+def test_the_writer_cost_benchmark_drops_every_write_and_only_in_its_block() -> None:
+    """`bench.writer_cost` compares a fit with the background writers' work against the same fit without it: in
+    `writes_dropped()` the monitor's and the logger's rows reach the store no more, and after it they do again."""
+    from bench.modes import MODES
+    from bench.steps import ModelRun, ThrowawayStore, build_net, fit, random_examples
+    from bench.writer_cost import writes_dropped
+
+    run = ModelRun("lenet5", None, warmup=2, steps=18)
+    net, data, store = build_net(run), random_examples(run), ThrowawayStore()
+
+    def logged_keys(dropped: bool) -> set[str]:
+        with writes_dropped() if dropped else contextlib.nullcontext():
+            _, trainer = fit(net, data, run, MODES["monitor"](run.log_every), store, "cpu")
+        return set(store.client.get_run(trainer.logger.run_id).data.metrics)
+
+    step_rows = {"train/loss", "grad/global_norm", "grad_norm/00.features.0"}  # the logger's and the flushes' rows
+    assert logged_keys(dropped=True) & step_rows == set()  # (the run-end summary is the training thread's own)
+    assert logged_keys(dropped=False) >= step_rows
