@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                                         indent=2) + "\n")
         return 0
     data: dict = {"context": {"uptime_start": uptime()}, "steps": {k: [] for k in checkouts}}
-    modes = {name: tuple(m for m in STEP_MODES if m in registered_modes(path)) for name, path in checkouts.items()}
+    registered = {name: registered_modes(path) for name, path in checkouts.items()}  # one subprocess per checkout
+    modes = {name: tuple(m for m in STEP_MODES if m in registered[name]) for name in checkouts}
     for r in range(args.rounds):
         for name in list(checkouts)[r % 2:] + list(checkouts)[: r % 2]:
             data["steps"][name].append(step_round(checkouts[name], modes[name]))
