@@ -146,7 +146,7 @@ class ThrowawayStore:
 
     Its client is the one a run gets (`src.tracking.client.client`): the store's journal as a run sets it,
     and MLflow's telemetry off as `src.tracking` turns it off (a client made first would start MLflow's
-    telemetry threads, whose Python work would slow every Lightning mode through the GIL, not a run)."""
+    telemetry threads: Python work beside every Lightning mode that a run does not have)."""
 
     def __init__(self) -> None:
         from src.tracking.client import client
@@ -161,22 +161,30 @@ class ThrowawayStore:
         return RunLogger(self.client, self.client.create_run(self.experiment_id).info.run_id)
 
 
+def timed_fit(
+    module: pl.LightningModule, data: TensorExamples, run: ModelRun, device: str, precision: str,
+    logger: Any, callbacks: list[pl.Callback], **trainer_args: Any,
+) -> tuple[float, pl.Trainer]:
+    """`module` fitted for `run.total` steps on `data` (no validation, checkpoint, progress bar or summary),
+    `StepClock` first among the callbacks; returns (ms/step over the measured steps, the trainer)."""
+    clock = StepClock(run.warmup, device)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
+        **precision_args(precision, device), logger=logger, callbacks=[clock, *callbacks], limit_val_batches=0,
+        num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        **trainer_args,
+    )
+    trainer.fit(module, DataLoader(data, batch_size=run.batch_size, collate_fn=keep_batch))
+    return (clock.end - clock.start) * 1000 / run.steps, trainer
+
+
 def fit(
     net: nn.Module, data: TensorExamples, run: ModelRun, callbacks: list[pl.Callback], store: ThrowawayStore,
     device: str, precision: str = "32-true",
 ) -> tuple[float, pl.Trainer]:
-    """One real `fit` of `run.total` steps with `callbacks`; returns (ms/step, the trainer)."""
+    """One real `fit` of `run.total` steps with `callbacks`, logging at the run's cadence; (ms/step, the trainer)."""
     module = ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
-    clock = StepClock(run.warmup, device)
-    trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
-        **precision_args(precision, device),
-        logger=store.logger(), callbacks=[clock, *callbacks], log_every_n_steps=run.log_every,
-        limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(data, batch_size=run.batch_size, collate_fn=keep_batch))
-    return (clock.end - clock.start) * 1000 / run.steps, trainer
+    return timed_fit(module, data, run, device, precision, store.logger(), callbacks, log_every_n_steps=run.log_every)
 
 
 class PlainModule(pl.LightningModule):
@@ -197,16 +205,9 @@ class PlainModule(pl.LightningModule):
 def fit_plain(
     net: nn.Module, data: TensorExamples, run: ModelRun, device: str, precision: str = "32-true",
 ) -> tuple[float, pl.Trainer]:
-    """The `LIGHTNING` floor: `PlainModule` in a `Trainer` with no logger, checkpoint, progress bar or
-    validation; the same data loader, steps and clock as `fit`. Returns (ms/step, the trainer)."""
-    clock = StepClock(run.warmup, device)
-    trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=run.total,
-        **precision_args(precision, device), logger=False, callbacks=[clock], limit_val_batches=0,
-        num_sanity_val_steps=0, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-    )
-    trainer.fit(PlainModule(copy.deepcopy(net)), DataLoader(data, batch_size=run.batch_size, collate_fn=keep_batch))
-    return (clock.end - clock.start) * 1000 / run.steps, trainer
+    """The `LIGHTNING` floor: `PlainModule` through `timed_fit` with no logger and no callback but the clock;
+    the same data loader, steps and clock as `fit`. Returns (ms/step, the trainer)."""
+    return timed_fit(PlainModule(copy.deepcopy(net)), data, run, device, precision, logger=False, callbacks=[])
 
 
 def rotated(names: list[str], r: int) -> list[str]:
