@@ -14,6 +14,10 @@ This benchmark times the same LeNet-5 fit (`bench/steps.py`, one torch thread) t
 
 The difference between the last two is the writers' cost to the training step; it is a measurement aid,
 not a setting (a run without its rows would lose them).
+
+It also times what moving the writes into a process of their own would cost at start: a fresh interpreter
+that imports the project's client, opens the same store and makes one write (`process_start_cpu`), the CPU
+time such a process spends before its first row lands, which every run would pay.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 MODES = ("module", "monitor, writers as they are", "monitor, writers' work dropped")
 
@@ -40,6 +45,32 @@ def writes_dropped() -> Iterator[None]:
         yield
     finally:
         BackgroundWriter._take, BackgroundWriter._send_rows = take, send  # type: ignore[method-assign]
+
+
+PROCESS_START = """
+import sys
+from src.tracking.client import client, log_batch
+log_batch(client(sys.argv[1]), sys.argv[2], metrics=[("bench/process_start", 1.0, 0)])
+"""
+
+
+def process_start_cpu(store: Any, repeats: int = 3) -> list[float]:
+    """CPU seconds (user + system) of a fresh interpreter importing the project's client and writing one row
+    into a run of `store` (a `ThrowawayStore`), once per repeat."""
+    import resource
+    import subprocess
+
+    from src.paths import PROJECT_ROOT
+
+    run_id = store.client.create_run(store.experiment_id).info.run_id
+    seconds = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", PROCESS_START, store.uri, run_id], cwd=PROJECT_ROOT, check=True,
+                       capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return seconds
 
 
 def measure(rounds: int, steps: int) -> dict[str, list[float]]:
@@ -88,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     times = measure(args.rounds, args.steps)
     print(f"LeNet-5, batch 32, {args.steps} measured steps, one torch thread, {args.rounds} interleaved rounds")
     print("\n".join(table(times)))
+    from bench.steps import ThrowawayStore
+
+    start = process_start_cpu(ThrowawayStore())
+    print(f"a writer process of its own would start with {statistics.median(start):.2f} CPU-s (median of "
+          f"{len(start)}: {', '.join(f'{s:.2f}' for s in start)}): a fresh interpreter importing the client and "
+          "writing one row")
     return 0
 
 

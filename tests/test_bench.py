@@ -117,3 +117,38 @@ def test_the_writer_cost_benchmark_drops_every_write_and_only_in_its_block() -> 
     step_rows = {"train/loss", "grad/global_norm", "grad_norm/00.features.0"}  # the logger's and the flushes' rows
     assert logged_keys(dropped=True) & step_rows == set()  # (the run-end summary is the training thread's own)
     assert logged_keys(dropped=False) >= step_rows
+
+
+def test_the_module_cost_benchmark_clocks_every_self_log_call_and_the_hook_of_every_batch() -> None:
+    """`bench.module_cost` times Lightning's `self.log` and the module's step-metrics hook inside a real fit:
+    each call Lightning turned into a logged value is clocked once (Lightning adds `epoch` to what it sends and
+    takes the logged `step` as the row's step), the hook once per batch, and both methods are back after it."""
+    import pytorch_lightning as pl
+
+    from bench.module_cost import module_fit
+    from bench.steps import ModelRun, build_net, random_examples
+    from src.training.module import ClassificationModule
+    from tests.memory_sink import MemoryLogger
+
+    log, hook = pl.LightningModule.log, ClassificationModule.on_train_batch_end
+    run, logger = ModelRun("lenet5", None, warmup=2, steps=18), MemoryLogger()
+    _, durations = module_fit(build_net(run), random_examples(run), run, logger)
+    sent = [key for key, _, _ in logger.lightning if key != "epoch"]
+    logged_steps = {step for key, _, step in logger.lightning if key == "train/loss"}
+    assert len(logged_steps) == run.total // run.log_every
+    assert len(durations["self.log"]) == len(sent) + len(logged_steps)
+    assert len(durations["step-metrics hook"]) == run.total
+    assert all(seconds > 0 for seconds in durations["self.log"])
+    assert pl.LightningModule.log is log and ClassificationModule.on_train_batch_end is hook
+
+
+def test_the_writer_process_start_is_timed_up_to_a_row_in_the_store() -> None:
+    """`process_start_cpu` times a fresh interpreter up to its first write: the row is in the run afterwards."""
+    from bench.steps import ThrowawayStore
+    from bench.writer_cost import process_start_cpu
+
+    store = ThrowawayStore()
+    seconds = process_start_cpu(store, repeats=1)
+    assert len(seconds) == 1 and seconds[0] > 0
+    runs = store.client.search_runs([store.experiment_id])
+    assert [run.data.metrics for run in runs] == [{"bench/process_start": 1.0}]
