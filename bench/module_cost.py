@@ -59,16 +59,12 @@ def clocked(methods: dict[str, tuple[type, str]]) -> Iterator[dict[str, list[flo
 def module_fit(net: Any, data: Any, run: Any, logger: Any) -> tuple[float, dict[str, list[float]]]:
     """One fit of the project's module (as the `module` mode builds it) with `logger` (False: none); returns
     (ms per measured step, {clocked label: call durations in s})."""
-    import copy
-    from functools import partial
-
     import pytorch_lightning as pl
-    import torch
 
-    from bench.steps import timed_fit
+    from bench.steps import project_module, timed_fit
     from src.training.module import ClassificationModule
 
-    module = ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
+    module = project_module(net)
     methods = {"self.log": (pl.LightningModule, "log"),
                "step-metrics hook": (ClassificationModule, "on_train_batch_end")}
     with clocked(methods) as durations:

@@ -183,8 +183,13 @@ def fit(
     device: str, precision: str = "32-true",
 ) -> tuple[float, pl.Trainer]:
     """One real `fit` of `run.total` steps with `callbacks`, logging at the run's cadence; (ms/step, the trainer)."""
-    module = ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
-    return timed_fit(module, data, run, device, precision, store.logger(), callbacks, log_every_n_steps=run.log_every)
+    return timed_fit(project_module(net), data, run, device, precision, store.logger(), callbacks,
+                     log_every_n_steps=run.log_every)
+
+
+def project_module(net: nn.Module) -> ClassificationModule:
+    """The project's module around a copy of `net`, with the bare loop's optimizer (`sgd`'s settings)."""
+    return ClassificationModule(net=copy.deepcopy(net), optimizer=partial(torch.optim.SGD, lr=0.01, momentum=0.9))
 
 
 class PlainModule(pl.LightningModule):
