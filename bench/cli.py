@@ -49,6 +49,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def lenet5_fit_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """`--rounds` and `--steps` of a benchmark that times LeNet-5 fits in interleaved rounds (`bench.writer_cost`,
+    `bench.module_cost`), with the process set up as they time it: one torch thread, no per-fit banners."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1000, help="measured steps per fit (after 20 warm-up steps)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    quiet_fits()
+    return args
+
+
 def quiet_fits() -> None:
     """No per-fit banners between the rows (`max_steps reached`, no validation loop)."""
     import warnings

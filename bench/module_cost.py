@@ -19,7 +19,6 @@ In the two module fits a clock wraps Lightning's public `LightningModule.log` an
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -75,7 +74,7 @@ def module_fit(net: Any, data: Any, run: Any, logger: Any) -> tuple[float, dict[
 def measure(rounds: int, steps: int) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
     """({fit: [ms per step of each round]}, {module fit: {clocked label: [ms per step of each round], "calls":
     [self.log calls per step of each round]}}); the fits in an order that alternates from round to round."""
-    from bench.steps import ModelRun, ThrowawayStore, build_net, fit_plain, random_examples
+    from bench.steps import ModelRun, ThrowawayStore, alternated, build_net, fit_plain, random_examples
 
     run = ModelRun("lenet5", None, warmup=20, steps=steps)
     net, data, store = build_net(run), random_examples(run), ThrowawayStore()
@@ -83,7 +82,7 @@ def measure(rounds: int, steps: int) -> tuple[dict[str, list[float]], dict[str, 
     per_step: dict[str, dict[str, list[float]]] = {
         fit: {label: [] for label in (*CLOCKED, "calls")} for fit in FITS[1:]}
     for r in range(rounds):
-        for fit in FITS if r % 2 == 0 else FITS[::-1]:
+        for fit in alternated(FITS, r):
             if fit == "lightning":
                 times[fit].append(fit_plain(net, data, run, "cpu")[0])
                 continue
@@ -116,16 +115,9 @@ def table(times: dict[str, list[float]], per_step: dict[str, dict[str, list[floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1000, help="measured steps per fit (after 20 warm-up steps)")
-    args = parser.parse_args(argv)
-    import torch
+    from bench.cli import lenet5_fit_args
 
-    from bench.cli import quiet_fits
-
-    torch.set_num_threads(1)
-    quiet_fits()
+    args = lenet5_fit_args(__doc__, argv)
     times, per_step = measure(args.rounds, args.steps)
     print(f"LeNet-5, batch 32, {args.steps} measured steps, one torch thread, {args.rounds} interleaved rounds, "
           "logged every 10 steps")

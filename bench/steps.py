@@ -219,6 +219,11 @@ def rotated(names: list[str], r: int) -> list[str]:
     return names[r % len(names):] + names[: r % len(names)]
 
 
+def alternated(names: tuple[str, ...], r: int) -> tuple[str, ...]:
+    """`names` in round `r`'s order: as given in even rounds, reversed in odd ones (each name's neighbours differ)."""
+    return names if r % 2 == 0 else names[::-1]
+
+
 def measure(
     runs: list[ModelRun], modes: Mapping[str, CallbackFactory | None], repeats: int, device: str,
     precision: str = "32-true", store: ThrowawayStore | None = None,

@@ -22,7 +22,6 @@ time such a process spends before its first row lands, which every run would pay
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -76,13 +75,13 @@ def process_start_cpu(store: Any, repeats: int = 3) -> list[float]:
 def measure(rounds: int, steps: int) -> dict[str, list[float]]:
     """{mode: [ms per step of each round]}, the modes in an order that alternates from round to round."""
     from bench.modes import MODES as STEP_MODES
-    from bench.steps import ModelRun, ThrowawayStore, build_net, fit, random_examples
+    from bench.steps import ModelRun, ThrowawayStore, alternated, build_net, fit, random_examples
 
     run = ModelRun("lenet5", None, warmup=20, steps=steps)
     net, data, store = build_net(run), random_examples(run), ThrowawayStore()
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
     for r in range(rounds):
-        for mode in MODES if r % 2 == 0 else MODES[::-1]:
+        for mode in alternated(MODES, r):
             callbacks = STEP_MODES["module" if mode == "module" else "monitor"](run.log_every)
             dropped = writes_dropped() if mode == MODES[2] else contextlib.nullcontext()
             with dropped:
@@ -106,16 +105,9 @@ def table(times: dict[str, list[float]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1000, help="measured steps per fit (after 20 warm-up steps)")
-    args = parser.parse_args(argv)
-    import torch
+    from bench.cli import lenet5_fit_args
 
-    from bench.cli import quiet_fits
-
-    torch.set_num_threads(1)
-    quiet_fits()
+    args = lenet5_fit_args(__doc__, argv)
     times = measure(args.rounds, args.steps)
     print(f"LeNet-5, batch 32, {args.steps} measured steps, one torch thread, {args.rounds} interleaved rounds")
     print("\n".join(table(times)))
